@@ -1,0 +1,1 @@
+"""Reading nnU-Net probability outputs and fusing them into ensembles and submissions."""

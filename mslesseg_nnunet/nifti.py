@@ -1,0 +1,104 @@
+"""Geometry-preserving NIfTI I/O.
+
+Every reader returns the array together with the header it came from, and
+every writer reuses that header so that affine, qform/sform codes and
+pixel dimensions are kept bit for bit; only the data type changes when asked.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.errors import UserError
+
+
+@dataclass
+class Volume:
+    """A voxel array (in the file's own axis order) and the header it belongs to."""
+
+    data: np.ndarray
+    header: nib.Nifti1Header
+
+    @property
+    def affine(self) -> np.ndarray:
+        return self.header.get_best_affine()
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return tuple(float(z) for z in self.header.get_zooms()[:3])
+
+    @property
+    def voxel_volume(self) -> float:
+        return float(np.prod(np.asarray(self.header.get_zooms()[:3], dtype=np.float64)))
+
+
+def read_header(path: Path) -> nib.Nifti1Header:
+    """Read only the header of a NIfTI file (no voxel data)."""
+    try:
+        return nib.load(str(path)).header
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except Exception as exc:  # nibabel raises many types for broken files
+        raise UserError(f"{path}: not a readable NIfTI file ({_one_line(exc)})") from None
+
+
+def read_volume(path: Path, dtype: np.dtype | None = None) -> Volume:
+    """Read a NIfTI file; raise UserError naming the file if it is unreadable or truncated."""
+    try:
+        img = nib.load(str(path))
+        if dtype is None:
+            data = np.asanyarray(img.dataobj)
+        else:
+            data = np.asanyarray(img.dataobj).astype(dtype, copy=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (EOFError, zlib.error, OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable or truncated NIfTI file ({_one_line(exc)})") from None
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable NIfTI file ({_one_line(exc)})") from None
+    if data.ndim != 3:
+        raise UserError(f"{path}: expected a 3D image, got shape {data.shape}")
+    return Volume(np.asarray(data), img.header)
+
+
+def write_volume(path: Path, data: np.ndarray, header: nib.Nifti1Header,
+                 dtype: np.dtype | None = None) -> None:
+    """Write ``data`` with the geometry of ``header`` (affine and codes kept exactly).
+
+    ``dtype`` sets the on-disk type (default: the array's type). Scaling
+    (scl_slope/inter) is reset so stored values equal the array's values.
+    The file appears atomically.
+    """
+    dtype = np.dtype(dtype or data.dtype)
+    hdr = header.copy()
+    hdr.set_data_dtype(dtype)
+    hdr.set_data_shape(data.shape)
+    img = nib.Nifti1Image(np.asarray(data, dtype=dtype), None, hdr)
+    # Nifti1Image(affine=None) keeps the header's qform/sform untouched.
+    img.header.set_slope_inter(1.0, 0.0)
+    with atomic_file(Path(path)) as tmp:
+        nib.save(img, str(tmp))
+
+
+def make_header(affine: np.ndarray, qform_code: int, sform_code: int) -> nib.Nifti1Header:
+    """A fresh NIfTI-1 header carrying ``affine`` with the given qform/sform codes."""
+    hdr = nib.Nifti1Header()
+    hdr.set_qform(affine, code=int(qform_code))
+    hdr.set_sform(affine, code=int(sform_code))
+    hdr.set_xyzt_units("mm", "sec")
+    return hdr
+
+
+def same_geometry(a: nib.Nifti1Header, b: nib.Nifti1Header, atol: float = 1e-5) -> bool:
+    """True when two headers describe the same voxel grid (shape and affine)."""
+    return (tuple(a.get_data_shape()[:3]) == tuple(b.get_data_shape()[:3])
+            and np.allclose(a.get_best_affine(), b.get_best_affine(), atol=atol))
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,1 @@
+"""Postprocessing of lesion probabilities: pure functions on arrays plus the parameter search."""
