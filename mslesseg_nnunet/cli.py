@@ -15,6 +15,21 @@ from mslesseg_nnunet.errors import UserError
 # One module per sub-command, in the order `mslesseg --help` lists them.
 COMMAND_MODULES = [
     "env",
+    "synth",
+    "convert",
+    "relabel",
+    "ensemble",
+    "tune",
+    "predict",
+    "evaluate",
+    "cpu_plans",
+    "trainers",
+    "lesions",
+    "recipe",
+    "run",
+    "status",
+    "demo",
+    "report",
 ]
 
 

@@ -1,0 +1,119 @@
+"""Writing an nnU-Net raw dataset folder: images, labels, dataset.json, case_map.json, splits.
+
+The folder ``$nnUNet_raw/DatasetNNN_Name`` appears atomically (built in a
+temporary sibling); ``splits_final.json`` goes to
+``$nnUNet_preprocessed/DatasetNNN_Name/``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mslesseg_nnunet.atomic import atomic_file, atomic_dir
+from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, Scan, write_scan
+from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.folds import write_splits
+from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
+
+CASE_MAP = "case_map.json"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+def nnunet_dir(var: str) -> Path:
+    """The folder named by nnU-Net variable ``var`` (``nnUNet_raw`` ...)."""
+    return Path(nnunet_environment()[var])
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """``Dataset101_MSLesSeg``; raise UserError for an invalid id or name."""
+    if not 1 <= int(dataset_id) <= 999:
+        raise UserError(f"--dataset-id: must be between 1 and 999, got {dataset_id}")
+    if not _NAME.match(name):
+        raise UserError(f"--name: must start with a letter and hold only letters, digits, "
+                        f"'_', '.', '-', got {name!r}")
+    return f"Dataset{int(dataset_id):03d}_{name}"
+
+
+def datasets_with_id(dataset_id: int) -> list[Path]:
+    """Every ``DatasetNNN_*`` folder with this id in nnU-Net's raw, preprocessed and results."""
+    prefix = f"Dataset{int(dataset_id):03d}_"
+    found = []
+    for var in NNUNET_DIRS:
+        root = nnunet_dir(var)
+        if root.is_dir():
+            found += [p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix)]
+    return found
+
+
+def check_dataset_id(dataset_id: int, name: str, overwrite: bool) -> str:
+    """Raise UserError if the id is used by another name, or (without ``overwrite``) by
+    this one; return the folder name."""
+    folder = dataset_folder_name(dataset_id, name)
+    for path in datasets_with_id(dataset_id):
+        if path.name != folder:
+            raise UserError(f"--dataset-id {dataset_id}: already used by {path} "
+                            "(choose another id)")
+    raw = nnunet_dir("nnUNet_raw") / folder
+    splits = nnunet_dir("nnUNet_preprocessed") / folder / "splits_final.json"
+    for path in (raw, splits):
+        if path.exists() and not overwrite:
+            raise UserError(f"{path}: already exists (use --overwrite to replace it)")
+    return folder
+
+
+def find_raw_dataset(dataset_id: int) -> Path:
+    """The raw folder of dataset ``dataset_id``; raise UserError if there is none."""
+    raw = nnunet_dir("nnUNet_raw")
+    matches = [p for p in datasets_with_id(dataset_id) if p.parent == raw]
+    if not matches:
+        raise UserError(f"--source {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
+    return matches[0]
+
+
+def dataset_json(name: str, channels: list[str], n_train: int, n_test: int,
+                 description: str, **extra) -> dict:
+    """nnU-Net's ``dataset.json`` for a binary lesion dataset, with our ``lesion_labels``."""
+    return {
+        "name": name,
+        "description": description,
+        "channel_names": {str(i): c for i, c in enumerate(channels)},
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": n_train,
+        "numTest": n_test,
+        "file_ending": FILE_ENDING,
+        "lesion_labels": [1],
+        "labelling": {"kind": "binary"},
+        **extra,
+    }
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically, indented."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_raw_dataset(folder_name: str, train: list[Scan], test: list[Scan], info: dict,
+                      folds: list[dict], workers: int, overwrite: bool) -> Path:
+    """Write ``$nnUNet_raw/<folder_name>`` and its ``splits_final.json``.
+
+    Parameters
+    ----------
+    info : the ``dataset.json`` content.
+    folds : ``splits_final.json`` content (list of {"train", "val"}).
+
+    Returns the dataset folder. On any error nothing is left behind.
+    """
+    raw = nnunet_dir("nnUNet_raw") / folder_name
+    with atomic_dir(raw, overwrite) as tmp:
+        for sub in ("imagesTr", "labelsTr") + (("imagesTs",) if test else ()):
+            (tmp / sub).mkdir()
+        items = ([(s, tmp / "imagesTr", tmp / "labelsTr") for s in train]
+                 + [(s, tmp / "imagesTs", tmp / "labelsTs") for s in test])
+        entries = map_with_progress(write_scan, items, workers, f"convert {folder_name}")
+        write_json(tmp / "dataset.json", info)
+        write_json(tmp / CASE_MAP, {s.case_id: e for s, e in zip(train + test, entries)})
+        write_splits(nnunet_dir("nnUNet_preprocessed") / folder_name / "splits_final.json", folds)
+    return raw

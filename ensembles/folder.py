@@ -1,0 +1,148 @@
+"""Ensemble folders: per-case fused probability (``{case}.npz``), mask (``{case}.nii.gz``)
+and the ``ensemble.json`` manifest."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from mslesseg_nnunet.atomic import atomic_dir, atomic_file
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.nifti import write_volume
+from mslesseg_nnunet.ensembles.fusion import fuse_case
+from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, Member, open_member
+from mslesseg_nnunet.postprocessing.params import PostprocessingParams
+from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
+
+PACKAGES = ("mslesseg-nnunet", "nnunetv2", "torch", "numpy", "nibabel", "SimpleITK",
+            "connected-components-3d", "scipy")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    """One non-negative weight per member (default 1), not all zero."""
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != n:
+        raise UserError(f"--weights: got {len(weights)} weights for {n} input folders")
+    if any(w < 0 for w in weights) or not any(weights):
+        raise UserError("--weights: weights must be non-negative and not all zero")
+    return [float(w) for w in weights]
+
+
+def common_cases(members: Sequence[Member]) -> list[str]:
+    """Cases present in every member; a case missing from one member is an error."""
+    if not members:
+        raise UserError("-i: no input folders given")
+    reference = members[0].cases()
+    if not reference:
+        raise UserError(f"{members[0].folder}: no .npz probability files")
+    for member in members[1:]:
+        missing = sorted(set(reference) ^ set(member.cases()))
+        if missing:
+            raise UserError(f"{member.folder}: case set differs from {members[0].folder} "
+                            f"(e.g. {missing[0]!r})")
+    return reference
+
+
+def check_shapes(members: Sequence[Member], cases: Sequence[str]) -> None:
+    """Raise UserError when members disagree on the shape of a case (headers only)."""
+    for case in cases:
+        shape = members[0].shape(case)
+        for member in members[1:]:
+            if member.shape(case) != shape:
+                raise UserError(f"{member.npz_path(case)}: probability shape {member.shape(case)} "
+                                f"differs from {shape} in {members[0].npz_path(case)}")
+
+
+def ensemble_kind(kinds: Iterable[str]) -> str:
+    """The shared labelling kind of the members, or "mixed"."""
+    kinds = set(kinds)
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def check_members(members: Sequence[Member], weights: Sequence[float], rule: str) -> None:
+    """Raise UserError when the members cannot feed ``rule``."""
+    groups = [group_of(m.kind, rule) for m, w in zip(members, weights) if w]
+    check_groups(groups, rule)
+
+
+def write_case(out_dir: Path, case: str, probability: np.ndarray, mask: np.ndarray,
+               header, save_probability: bool = True) -> None:
+    """Write ``{case}.nii.gz`` (uint8 mask with ``header``'s geometry) and ``{case}.npz``."""
+    if tuple(header.get_data_shape()[:3]) != probability.shape:
+        raise UserError(f"case {case}: probability shape {probability.shape} does not match its "
+                        f"image shape {tuple(header.get_data_shape()[:3])}")
+    if save_probability:
+        with atomic_file(out_dir / f"{case}.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **{ENSEMBLE_KEY: probability.astype(np.float32)})
+    write_volume(out_dir / f"{case}.nii.gz", mask.astype(np.uint8), header, dtype=np.uint8)
+
+
+def manifest(kind: str, members: list[dict], params: PostprocessingParams,
+             inputs: dict[str, list[str]]) -> dict:
+    """The ``ensemble.json`` content (``members``: descriptions with their weights)."""
+    return {
+        "kind": kind,
+        "rule": params.rule,
+        "params": params.to_dict(),
+        "members": members,
+        "versions": package_versions(),
+        "inputs_sha256": inputs,
+    }
+
+
+def write_manifest(path: Path, content: dict) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def ensemble_members(members: Sequence[Member], out_dir: Path, params: PostprocessingParams,
+                     weights: Sequence[float] | None = None, overwrite: bool = False,
+                     threads: int = 2) -> dict:
+    """Fuse ``members`` case by case into the ensemble folder ``out_dir`` (built atomically).
+
+    Returns the manifest.
+    """
+    weights = check_weights(weights, len(members))
+    check_members(members, weights, params.rule)
+    cases = common_cases(members)
+    check_shapes(members, cases)
+    inputs: dict[str, list[str]] = {}
+    with atomic_dir(Path(out_dir), overwrite) as tmp, ThreadPoolExecutor(threads) as pool:
+        for case in tqdm(cases, desc="ensemble", unit="case"):
+            fusion = fuse_case(members, weights, case, params.rule, pool)
+            header = members[0].reference_header(case)
+            spacing = header.get_zooms()[:3]
+            write_case(tmp, case, fused_probability(fusion.groups, params),
+                       segment(fusion.groups, params, spacing), header)
+            inputs[case] = fusion.digests
+        content = manifest(ensemble_kind(m.kind for m in members),
+                           [{**m.describe(), "weight": w} for m, w in zip(members, weights)],
+                           params, inputs)
+        write_manifest(tmp / ENSEMBLE_MANIFEST, content)
+    return content
+
+
+def ensemble_folders(folders: Sequence[Path], out_dir: Path, params: PostprocessingParams,
+                     weights: Sequence[float] | None = None, overwrite: bool = False,
+                     threads: int = 2) -> dict:
+    """``mslesseg ensemble``: open prediction/ensemble folders and fuse them into ``out_dir``."""
+    members = [open_member(Path(f)) for f in folders]
+    return ensemble_members(members, out_dir, params, weights, overwrite, threads)

@@ -1,0 +1,235 @@
+"""Competition-style batch prediction: every fold of every model, fused, in the source's naming.
+
+Flow: check the models and the input folder; link the inputs into nnU-Net
+naming (``dataset_conversion.prepare_prediction_inputs``); run nnU-Net's
+predictor per model over all requested folds with probabilities kept (into
+``OUT/.work/``, reused when a run is resumed); fuse and postprocess case by
+case; write each mask with the source image's header (``write_back``); then
+``OUT/ensemble.json`` and ``OUT/submission.zip`` holding exactly the masks.
+Cases whose mask exists are skipped unless ``overwrite``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_back
+from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.nifti import read_header
+from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest
+from mslesseg_nnunet.ensembles.fusion import fuse_case
+from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, labelling_kind, \
+    model_info, open_member
+from mslesseg_nnunet.postprocessing.params import PostprocessingParams
+from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
+
+CHECKPOINT = "checkpoint_final.pth"
+WORK = ".work"
+SUBMISSION = "submission.zip"
+
+
+@dataclass
+class Model:
+    """A trained nnU-Net model folder and the folds to run."""
+
+    folder: Path
+    folds: list[str]
+    kind: str
+    channels: list[str]
+
+    def describe(self) -> dict:
+        return {"model": str(self.folder), **model_info(self.folder), "folds": self.folds}
+
+    def tag(self, tta: bool) -> str:
+        """Work-folder name, unique for this model, its folds and the TTA setting."""
+        key = json.dumps([str(self.folder.resolve()), self.folds, tta])
+        return f"{self.folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def model_folds(model_dir: Path, folds: Sequence[str] | None) -> list[str]:
+    """Requested folds (default: every ``fold_K``), each with a final checkpoint."""
+    if folds is None:
+        folds = sorted((p.name[len("fold_"):] for p in model_dir.glob("fold_*") if p.is_dir()),
+                       key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else 0, f))
+        if not folds:
+            raise UserError(f"{model_dir}: no fold_K folders (is this an nnU-Net model folder?)")
+    for fold in folds:
+        checkpoint = model_dir / f"fold_{fold}" / CHECKPOINT
+        if not checkpoint.parent.is_dir():
+            raise UserError(f"{checkpoint.parent}: fold folder not found (missing fold)")
+        if not checkpoint.is_file():
+            raise UserError(f"{checkpoint}: checkpoint not found (fold not trained to the end)")
+    return [str(f) for f in folds]
+
+
+def open_model(model_dir: Path, folds: Sequence[str] | None) -> Model:
+    """Check a model folder (dataset.json, plans.json, checkpoints) and describe it."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise UserError(f"{model_dir}: model folder not found")
+    if not (model_dir / "plans.json").is_file():
+        raise UserError(f"{model_dir / 'plans.json'}: file not found (not an nnU-Net model folder)")
+    dataset_json = load_dataset_json(model_dir / "dataset.json")
+    lesion_labels(dataset_json)
+    channels = [dataset_json["channel_names"][k] for k in sorted(dataset_json.get("channel_names", {}), key=int)]
+    return Model(model_dir, model_folds(model_dir, folds),
+                 labelling_kind(dataset_json, model_dir / "dataset.json"), channels)
+
+
+def check_models(models: Sequence[Model], params: PostprocessingParams) -> None:
+    """Same input channels everywhere, and members the rule can use."""
+    for model in models[1:]:
+        if model.channels != models[0].channels:
+            raise UserError(f"{model.folder}: input channels {model.channels} differ from "
+                            f"{models[0].channels} of {models[0].folder}")
+    check_groups([group_of(m.kind, params.rule) for m in models], params.rule)
+
+
+def default_params(models: Sequence[Model], params: PostprocessingParams | None) -> PostprocessingParams:
+    """``params``, or the MadSeg defaults for MSL+DBL models, else the mean rule."""
+    if params is not None:
+        return params
+    rule = "madseg" if {m.kind for m in models} == {"msl", "dbl"} else "mean"
+    return PostprocessingParams(rule=rule)
+
+
+def prepare_output(out_dir: Path, content_key: dict, overwrite: bool) -> None:
+    """Create ``out_dir``; refuse folders that are not an earlier run of the same ensemble."""
+    if out_dir.exists() and overwrite:
+        shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        previous = out_dir / ENSEMBLE_MANIFEST
+        if not previous.is_file() and not (out_dir / WORK).is_dir():
+            raise UserError(f"{out_dir}: exists and is not a `mslesseg predict` output "
+                            "(use --overwrite to replace it)")
+        if previous.is_file() and run_key(json.loads(previous.read_text())) != content_key:
+            raise UserError(f"{out_dir}: was predicted with other models or parameters "
+                            "(use --overwrite to redo it)")
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder (use --overwrite to replace it)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_key(content: dict) -> dict:
+    """What must match for a rerun to resume a predict output: members and parameters."""
+    return {"params": content.get("params"),
+            "members": [(m.get("model"), m.get("folds")) for m in content.get("members", [])]}
+
+
+def case_inputs(inputs_dir: Path, case: str, n_channels: int) -> list[str]:
+    return [str(inputs_dir / f"{case}_{c:04d}.nii.gz") for c in range(n_channels)]
+
+
+def make_predictor(model: Model, device: str | None, tta: bool):
+    """nnU-Net's predictor loaded with every requested fold of ``model`` (device None: cuda
+    when available, else cpu)."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    predictor = nnUNetPredictor(use_mirroring=tta, perform_everything_on_device=device == "cuda",
+                                device=torch.device(device), verbose=False, allow_tqdm=False)
+    folds = [f if f == "all" else int(f) for f in model.folds]
+    predictor.initialize_from_trained_model_folder(str(model.folder), folds, CHECKPOINT)
+    return predictor
+
+
+def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: Path,
+              device: str | None, tta: bool, workers: int) -> None:
+    """Probabilities of ``cases`` by ``model`` into ``member_dir`` (cases already there are kept)."""
+    member_dir.mkdir(parents=True, exist_ok=True)
+    predictor = make_predictor(model, device, tta)
+    lists = [case_inputs(inputs_dir, c, len(model.channels)) for c in cases]
+    outputs = [str(member_dir / c) for c in cases]
+    if workers == 0:
+        predictor.predict_from_files_sequential(lists, outputs, save_probabilities=True,
+                                                overwrite=False)
+    else:
+        predictor.predict_from_files(lists, outputs, save_probabilities=True, overwrite=False,
+                                     num_processes_preprocessing=workers,
+                                     num_processes_segmentation_export=workers)
+
+
+def write_submission(out_dir: Path, case_map: dict) -> Path:
+    """``OUT/submission.zip`` with exactly the masks of ``case_map`` (stored, not recompressed)."""
+    target = out_dir / SUBMISSION
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for case in sorted(case_map):
+            archive.write(out_dir / case_map[case]["output"], case_map[case]["output"])
+    return target
+
+
+def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: PostprocessingParams,
+                   save_probabilities: bool, pool) -> list[str]:
+    """Fuse one case, write its mask in the source's naming (and probability); return digests."""
+    fusion = fuse_case(members, [1.0] * len(members), case, params.rule, pool)
+    spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
+    mask = segment(fusion.groups, params, spacing)
+    if save_probabilities:
+        with atomic_file(out_dir / "probabilities" / f"{case}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{ENSEMBLE_KEY: fused_probability(fusion.groups, params)})
+    write_back(mask.astype(np.uint8), entry, out_dir)
+    return fusion.digests
+
+
+def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
+                   folds: Sequence[str] | None = None, params: PostprocessingParams | None = None,
+                   device: str | None = None, save_probabilities: bool = False, tta: bool = True,
+                   overwrite: bool = False, workers: int = 2) -> dict:
+    """``mslesseg predict``; returns the manifest written to ``OUT/ensemble.json``."""
+    out_dir = Path(out_dir)
+    models = [open_model(Path(d), folds) for d in model_dirs]
+    params = default_params(models, params)
+    check_models(models, params)
+    descriptions = [{**m.describe(), "kind": m.kind, "weight": 1.0} for m in models]
+    key = {"params": params.to_dict(), "members": [(d["model"], d["folds"]) for d in descriptions]}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mslesseg-inputs-", dir=out_dir.parent) as scratch:
+        inputs_dir = Path(scratch) / "inputs"
+        case_map = prepare_prediction_inputs(Path(src), inputs_dir, models[0].channels)
+        prepare_output(out_dir, key, overwrite)
+        todo = [c for c in sorted(case_map) if not (out_dir / case_map[c]["output"]).is_file()]
+        print(f"{len(todo)} of {len(case_map)} cases to predict")
+        member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
+        if todo:
+            for model, member_dir in zip(models, member_dirs):
+                run_model(model, todo, inputs_dir, member_dir, device, tta, workers)
+    return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
+                  save_probabilities)
+
+
+def finish(out_dir: Path, models, member_dirs, descriptions, case_map: dict, todo: list[str],
+           params: PostprocessingParams, save_probabilities: bool) -> dict:
+    """Fuse the new cases, then write the manifest and the submission; drop the work folder."""
+    previous = out_dir / ENSEMBLE_MANIFEST
+    inputs = json.loads(previous.read_text()).get("inputs_sha256", {}) if previous.is_file() else {}
+    if todo:
+        members = [open_member(d, info=m.describe()) for m, d in zip(models, member_dirs)]
+        check_shapes(members, todo)
+        with ThreadPoolExecutor(2) as pool:
+            for case in tqdm(todo, desc="fuse", unit="case"):
+                inputs[case] = fuse_and_write(members, case, case_map[case], out_dir, params,
+                                              save_probabilities, pool)
+    content = {**manifest(ensemble_kind(m.kind for m in models), descriptions, params, inputs),
+               "cases": {c: case_map[c]["output"] for c in sorted(case_map)}}
+    write_manifest(out_dir / ENSEMBLE_MANIFEST, content)
+    write_submission(out_dir, case_map)
+    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    return content

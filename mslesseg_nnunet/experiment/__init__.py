@@ -1,0 +1,6 @@
+"""Experiments as files: TOML schema, recipes, the step graph, and local/SLURM executors."""
+from mslesseg_nnunet.experiment.graph import Graph, Step, build_graph
+from mslesseg_nnunet.experiment.recipes import RECIPES
+from mslesseg_nnunet.experiment.schema import Experiment, load_experiment
+
+__all__ = ["Experiment", "Graph", "RECIPES", "Step", "build_graph", "load_experiment"]

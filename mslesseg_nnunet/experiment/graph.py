@@ -1,0 +1,309 @@
+"""An experiment as a graph of steps: ids, command lines, dependencies and outputs.
+
+Every step is one stock nnU-Net command or one ``mslesseg`` command, so any
+step can be rerun by hand from its ``command.sh``. Step ids read as
+``KIND[.LABELLING[.MODEL[.foldF]]]``, e.g. ``train.msl.nnUNetTrainer__nnUNetPlans.fold0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.experiment.schema import PLANNERS, Experiment, Labelling, Model
+
+
+@dataclass(frozen=True)
+class Step:
+    """One job of the experiment.
+
+    Attributes
+    ----------
+    id : str
+        Unique, file-name safe.
+    kind : str
+        One of ``schema.STEP_KINDS``; selects the SLURM resources.
+    argv : tuple of str
+        The command line.
+    deps : tuple of str
+        Ids of the steps that must finish first.
+    outputs : tuple of Path
+        What the step writes; all must exist for the step to count as finished.
+    clean : tuple of Path
+        Outputs removed before the command runs (for commands without ``--overwrite``).
+    array : str or None
+        Steps sharing this key (and never depending on each other) may run as one SLURM job array.
+    """
+
+    id: str
+    kind: str
+    argv: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
+    clean: tuple[Path, ...] = ()
+    array: str | None = None
+
+
+class Graph:
+    """Steps in a dependency-respecting order."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = {s.id: s for s in _topological(steps)}
+
+    def __iter__(self):
+        return iter(self.steps.values())
+
+    def __len__(self):
+        return len(self.steps)
+
+    def __getitem__(self, step_id: str) -> Step:
+        return self.steps[step_id]
+
+    def dependants(self, step_ids) -> set[str]:
+        """All steps downstream of ``step_ids`` (not including them)."""
+        seen: set[str] = set()
+        frontier = set(step_ids)
+        while frontier:
+            new = {s.id for s in self if set(s.deps) & frontier} - seen
+            seen |= new
+            frontier = new
+        return seen - set(step_ids)
+
+
+def _topological(steps: list[Step]) -> list[Step]:
+    by_id: dict[str, Step] = {}
+    for step in steps:
+        if step.id in by_id:
+            raise UserError(f"experiment: step id {step.id!r} defined twice")
+        by_id[step.id] = step
+    for step in steps:
+        for dep in step.deps:
+            if dep not in by_id:
+                raise UserError(f"experiment: step {step.id!r} depends on unknown step {dep!r}")
+    ordered, state = [], {}
+
+    def visit(step: Step, chain: tuple[str, ...]):
+        if state.get(step.id) == "done":
+            return
+        if state.get(step.id) == "visiting":
+            raise UserError(f"experiment: dependency cycle {' -> '.join(chain + (step.id,))}")
+        state[step.id] = "visiting"
+        for dep in step.deps:
+            visit(by_id[dep], chain + (step.id,))
+        state[step.id] = "done"
+        ordered.append(step)
+
+    for step in steps:
+        visit(step, ())
+    return ordered
+
+
+class _Paths:
+    """Where an experiment's outputs live."""
+
+    def __init__(self, exp: Experiment):
+        dirs = exp.nnunet_dirs()
+        self.exp = exp
+        self.raw = Path(dirs["nnUNet_raw"])
+        self.preprocessed = Path(dirs["nnUNet_preprocessed"])
+        self.results = Path(dirs["nnUNet_results"])
+        self.work = exp.workdir
+
+    @staticmethod
+    def dataset(dataset_id: int, name: str) -> str:
+        return f"Dataset{dataset_id:03d}_{name}"
+
+    def labelling_dataset(self, lab: Labelling) -> str:
+        return self.dataset(lab.dataset_id, lab.name)
+
+    def train_plans(self, model: Model) -> str:
+        return model.plans + ("CPU" if self.exp.training.cpu_plans else "")
+
+    def model_dir(self, lab: Labelling, model: Model) -> Path:
+        t = self.exp.training
+        return (self.results / self.labelling_dataset(lab)
+                / f"{model.trainer}__{self.train_plans(model)}__{t.configuration}")
+
+    def prediction(self, lab: Labelling, model: Model) -> Path:
+        return self.work / "predictions" / f"{lab.key}.{model.key}"
+
+
+def build_graph(exp: Experiment) -> Graph:
+    """All steps of ``exp``, from data preparation to the report."""
+    paths = _Paths(exp)
+    steps: list[Step] = []
+    if exp.source is not None:
+        steps += _data_steps(exp, paths)
+    if exp.training is not None:
+        for lab in exp.labellings:
+            steps += _training_steps(exp, paths, lab)
+        steps += _test_steps(exp, paths)
+    steps += _custom_steps(exp)
+    return Graph(steps)
+
+
+def _data_steps(exp: Experiment, paths: _Paths) -> list[Step]:
+    src, steps, deps = exp.source, [], ()
+    kind = src.kind.removeprefix("synthetic-")
+    opts = src.options
+    if src.kind.startswith("synthetic"):
+        argv = ["mslesseg", "synth", kind, str(src.path), "--patients", str(opts["patients"]),
+                "--test-patients", str(opts["test_patients"]), "--spacing", str(opts["spacing"]),
+                "--seed", str(opts["seed"]), "--overwrite"]
+        if "timepoints" in opts:
+            argv += ["--timepoints", str(opts["timepoints"])]
+        steps.append(Step("synth", "synth", tuple(argv), outputs=(src.path,)))
+        deps = ("synth",)
+    if src.kind != "nnunet":
+        argv = ["mslesseg", "convert", kind, str(src.path), "--dataset-id", str(src.dataset_id),
+                "--name", src.name, "--workers", str(opts["workers"]), "--overwrite"]
+        if kind == "mslesseg":
+            argv += ["--modalities", ",".join(opts["modalities"]), "--folds", opts["folds"]]
+        else:
+            argv += ["--label", opts["label"]]
+        folder = paths.dataset(src.dataset_id, src.name)
+        steps.append(Step("convert", "convert", tuple(argv), deps,
+                          outputs=(paths.raw / folder / "dataset.json",)))
+        deps = ("convert",)
+    for lab in exp.labellings:
+        if lab.kind == "binary":
+            continue
+        argv = ["mslesseg", "relabel", lab.kind, "--source", str(src.dataset_id),
+                "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
+        if lab.kind == "msl":
+            argv += ["--connectivity", str(lab.params["connectivity"]),
+                     "--thresholds", ",".join(map(str, lab.params["thresholds"]))]
+        else:
+            argv += ["--distance2", str(lab.params["distance2"])]
+        steps.append(Step(f"relabel.{lab.key}", "relabel", tuple(argv), deps,
+                          outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",)))
+    return steps
+
+
+def labelling_ready_step(exp: Experiment, lab: Labelling) -> tuple[str, ...]:
+    """The step after which ``lab``'s raw dataset exists (none for an existing dataset)."""
+    if lab.kind != "binary":
+        return (f"relabel.{lab.key}",)
+    return ("convert",) if exp.source.kind != "nnunet" else ()
+
+
+def _training_steps(exp: Experiment, paths: _Paths, lab: Labelling) -> list[Step]:
+    t = exp.training
+    pre = paths.preprocessed / paths.labelling_dataset(lab)
+    plan_id = f"plan.{lab.key}"
+    steps = [Step(plan_id, "plan", (
+        "nnUNetv2_plan_and_preprocess", "-d", str(lab.dataset_id), "-c", t.configuration,
+        "-np", str(t.preprocess_workers), "-npfp", str(t.preprocess_workers)),
+        labelling_ready_step(exp, lab), outputs=(pre / "nnUNetPlans.json",))]
+    plans_step = {"nnUNetPlans": plan_id}
+    for plans in dict.fromkeys(m.plans for m in t.models):
+        if plans == "nnUNetPlans":
+            continue
+        step_id = f"plan.{lab.key}.{plans}"
+        steps.append(Step(step_id, "plan", ("nnUNetv2_plan_experiment", "-d", str(lab.dataset_id),
+                                            "-pl", PLANNERS[plans]),
+                          (plan_id,), outputs=(pre / f"{plans}.json",)))
+        plans_step[plans] = step_id
+    if t.cpu_plans:
+        for plans in list(plans_step):
+            step_id = f"cpu_plans.{lab.key}.{plans}"
+            cpu = plans + "CPU"
+            steps.append(Step(step_id, "cpu_plans", (
+                "mslesseg", "cpu-plans", "-d", str(lab.dataset_id), "--source-plans", plans,
+                "--plans-name", cpu, "--configuration", t.configuration, "--overwrite"),
+                (plans_step[plans],), outputs=(pre / f"{cpu}.json",)))
+            plans_step[plans] = step_id
+    for model in t.models:
+        for fold in t.folds:
+            argv = ("nnUNetv2_train", str(lab.dataset_id), t.configuration, str(fold),
+                    "-tr", model.trainer, "-p", paths.train_plans(model), "--npz",
+                    "-device", t.device)
+            steps.append(Step(f"train.{lab.key}.{model.key}.fold{fold}", "train", argv,
+                              (plans_step[model.plans],),
+                              outputs=(paths.model_dir(lab, model) / f"fold_{fold}" / "checkpoint_final.pth",),
+                              array=f"train.{lab.key}"))
+    return steps
+
+
+def _train_ids(exp: Experiment, lab: Labelling, model: Model) -> tuple[str, ...]:
+    return tuple(f"train.{lab.key}.{model.key}.fold{f}" for f in exp.training.folds)
+
+
+def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
+    t, ens, steps = exp.training, exp.ensemble, []
+    folds = tuple(map(str, t.folds))
+    members = ens.members if ens is not None else t.models
+    if exp.tuning is not None:
+        model_dirs, deps = [], []
+        for lab in exp.labellings:
+            for model in members:
+                model_dirs.append(str(paths.model_dir(lab, model)))
+                deps += _train_ids(exp, lab, model)
+        out = paths.work / "tune"
+        argv = ["mslesseg", "tune", "--models", *model_dirs, "--folds", *folds,
+                "--protocol", exp.tuning.protocol, "-o", str(out / "tuned.json"),
+                "--table", str(out / "table.csv")]
+        for key, values in exp.tuning.grid.items():
+            argv += [f"--{key.replace('_', '-')}", *map(str, values)]
+        if exp.tuning.size_unit:
+            argv += ["--size-unit", exp.tuning.size_unit]
+        if exp.tuning.connectivity:
+            argv += ["--connectivity", str(exp.tuning.connectivity)]
+        steps.append(Step("tune", "tune", tuple(argv), tuple(deps), outputs=(out / "tuned.json",),
+                          clean=(out,)))
+    if exp.test is None:
+        return steps
+    test = exp.test
+    predictions = {}
+    for lab in exp.labellings:
+        for model in t.models:
+            out = paths.prediction(lab, model)
+            step_id = f"predict.{lab.key}.{model.key}"
+            steps.append(Step(step_id, "predict", (
+                "mslesseg", "predict", "-i", str(test.input), "-o", str(out),
+                "--models", str(paths.model_dir(lab, model)), "--folds", *folds,
+                "--device", t.device, "--save-probabilities", "--overwrite"),
+                _train_ids(exp, lab, model), outputs=(out,), array="predict"))
+            predictions[(lab.key, model.key)] = (step_id, out)
+    evaluated = {f"{lab.key}.{model.key}": predictions[(lab.key, model.key)]
+                 for lab in exp.labellings for model in t.models}
+    final = None
+    if ens is not None:
+        out = paths.work / "ensemble"
+        models = [str(paths.model_dir(lab, m)) for lab in exp.labellings for m in ens.members]
+        argv = ["mslesseg", "predict", "-i", str(test.input), "-o", str(out), "--models", *models,
+                "--folds", *folds, "--device", t.device, "--save-probabilities", "--overwrite"]
+        deps = [s for lab in exp.labellings for m in ens.members for s in _train_ids(exp, lab, m)]
+        if exp.tuning is not None:
+            argv += ["--params", str(paths.work / "tune" / "tuned.json")]
+            deps.append("tune")
+        steps.append(Step("ensemble", "ensemble", tuple(argv), tuple(deps), outputs=(out,)))
+        evaluated["ensemble"] = final = ("ensemble", out)
+    if test.gt is None:
+        return steps
+    for name, (pred_step, pred) in evaluated.items():
+        out = paths.work / "evaluation" / name
+        steps.append(Step(f"evaluate.{name}", "evaluate", (
+            "mslesseg", "evaluate", str(pred), str(test.gt), "--protocol", test.protocol,
+            "--output", str(out / "metrics.csv"), "--summary", str(out / "summary.json")),
+            (pred_step,), outputs=(out / "summary.json",), clean=(out,),
+            array=None if name == "ensemble" else "evaluate"))
+    if test.report:
+        pred_step, pred = final or next(iter(evaluated.values()))
+        out = paths.work / "report"
+        steps.append(Step("report", "report", (
+            "mslesseg", "report", "--images", str(test.input), "--pred", str(pred),
+            "--gt", str(test.gt), "-o", str(out)), (pred_step,), outputs=(out,), clean=(out,)))
+    return steps
+
+
+def _custom_steps(exp: Experiment) -> list[Step]:
+    return [Step(c.id, "custom", c.command, c.after,
+                 outputs=tuple(exp.workdir / o for o in c.outputs),
+                 array=f"custom.{c.array}" if c.array else None) for c in exp.custom_steps]
+
+
+def evaluation_summaries(exp: Experiment) -> dict[str, Path]:
+    """Evaluated prediction name -> its ``summary.json`` (existing or not)."""
+    return {s.id.removeprefix("evaluate."): s.outputs[0]
+            for s in build_graph(exp) if s.kind == "evaluate"}

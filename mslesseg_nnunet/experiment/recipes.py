@@ -1,0 +1,210 @@
+"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo``.
+
+Each recipe is a commented TOML text that validates against the schema
+(``schema.load_experiment``); users edit paths and resources and run it.
+"""
+from __future__ import annotations
+
+_PROB_THRESHOLDS = ", ".join(f"{0.5 + 0.05 * i:.2f}" for i in range(11))
+
+MADSEG = f"""\
+# MadSeg, winner of the ICPR 2024 MSLesSeg challenge (mean test Dice 0.7146), as an experiment:
+# multi-size (MSL) and distance-based (DBL) labellings x 5 training schemes x 5 folds = 50
+# nnU-Net trainings, their validation probabilities, a grid search of MadSeg's fusion and
+# postprocessing parameters, test predictions of every model, and the fused MSL+DBL ensemble.
+# Run:  mslesseg run madseg.toml --executor slurm    (or --executor local on one GPU machine)
+
+[experiment]
+name = "madseg"
+workdir = "madseg_work"            # state.json, per-step logs, predictions, report
+# nnunet_root = "nnunet_data"      # nnUNet_raw/preprocessed/results under it (default: environment)
+
+[source]
+kind = "mslesseg"                  # the dataset as distributed (train/, test/)
+path = "MSLesSeg Dataset"
+dataset_id = 101
+name = "MSLesSeg"
+modalities = ["FLAIR", "T1", "T2"]
+folds = "grouped"                  # patient-grouped 5 folds ("paper": the data descriptor's table)
+
+[[labellings]]
+kind = "msl"                       # small/medium/large lesions = 1/2/3
+dataset_id = 102
+connectivity = 6
+thresholds = [100, 1000]
+
+[[labellings]]
+kind = "dbl"                       # boundary/interior = 1/2
+dataset_id = 103
+distance2 = 4.5
+
+[training]
+configuration = "3d_fullres"
+folds = [0, 1, 2, 3, 4]
+device = "cuda"
+trainers = [
+    "nnUNetTrainer",                                                  # Default: Dice + CE
+    "nnUNetTrainerDiceFocal",                                         # Dice + Focal (gamma 2)
+    "nnUNetTrainerMSCSA",                                             # cross-scale attention skips
+    {{ trainer = "nnUNetTrainer", plans = "nnUNetResEncUNetMPlans" }},  # residual-encoder U-Net
+    "nnUNetTrainerLightMUNet",                                        # LightM-UNet
+]
+
+[tuning]                           # on the members' cross-validation outputs
+protocol = "mslesseg"              # maximise mean per-case Dice
+[tuning.grid]
+prob_thresholds = [{_PROB_THRESHOLDS}]
+mixes = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.0]
+volume_thresholds = [1000]
+
+[ensemble]
+rule = "madseg"                    # p = mix p_MSL + (1 - mix) p_DBL; large lesions from DBL
+members = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]   # MadSeg averaged Default and Focal
+# Every model is also predicted and evaluated alone on the test set, for comparison.
+
+[test]                             # input and ground truth default to the source's test/ folder
+protocol = "mslesseg"
+
+[resources.default]
+cpus = 4
+mem = "16G"
+time = "04:00:00"
+
+[resources.train]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "2-00:00:00"
+
+[resources.predict]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "08:00:00"
+
+[resources.ensemble]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "12:00:00"
+"""
+
+MSSEG2 = """\
+# MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:
+# two input channels (time01 and time02 FLAIR), Dice + CE and Dice + Focal, 5 folds, then a
+# threshold (around 0.2) and minimum lesion size tuned for lesion-wise F1 (Anima rules).
+# Run:  mslesseg run msseg2.toml --executor slurm
+
+[experiment]
+name = "msseg2"
+workdir = "msseg2_work"
+
+[source]
+kind = "msseg2"                    # training/<id>/flair_time0{1,2}_on_middle_space.nii.gz ...
+path = "MSSEG-2"
+dataset_id = 201
+name = "MSSEG2"
+label = "consensus"
+
+[training]
+configuration = "3d_fullres"
+folds = [0, 1, 2, 3, 4]
+device = "cuda"
+trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]
+
+[tuning]
+protocol = "msseg2"                # maximise lesion F1
+[tuning.grid]
+thresholds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
+min_sizes = [0, 4, 8, 16]
+
+[ensemble]
+rule = "mean"
+
+[test]                             # the testing/ folder has no ground truth: predictions only
+protocol = "msseg2"
+
+[resources.default]
+cpus = 4
+mem = "16G"
+time = "04:00:00"
+
+[resources.train]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "2-00:00:00"
+
+[resources.predict]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "08:00:00"
+
+[resources.ensemble]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "12:00:00"
+"""
+
+DEMO = """\
+# The whole MadSeg pipeline at CPU size, on synthetic MSLesSeg-layout scans (mslesseg demo):
+# synth -> convert -> MSL + DBL relabel -> plan/preprocess -> CPU plans -> 2 short-schedule
+# trainers x 2 labellings x 2 folds -> tune -> test predictions -> fused ensemble -> evaluate
+# -> HTML report. About 15 minutes on 2 CPU cores.
+
+[experiment]
+name = "demo"
+workdir = "work"
+nnunet_root = "nnunet"             # keeps the demo's datasets apart from yours
+
+[env]
+MSLESSEG_SHORT_EPOCHS = "8"
+MSLESSEG_SHORT_ITERS = "20"
+nnUNet_n_proc_DA = "0"
+nnUNet_compile = "false"
+
+[source]
+kind = "synthetic-mslesseg"
+dataset_id = 901
+name = "DemoMSLesSeg"
+patients = 8
+test_patients = 3
+spacing = 3.0
+seed = 1
+modalities = ["FLAIR", "T1", "T2"]
+
+[[labellings]]
+kind = "msl"
+dataset_id = 902
+name = "DemoMSLesSeg_MSL"
+
+[[labellings]]
+kind = "dbl"
+dataset_id = 903
+name = "DemoMSLesSeg_DBL"
+
+[training]
+configuration = "3d_fullres"
+folds = [0, 1]
+device = "cpu"
+cpu_plans = true
+trainers = ["nnUNetTrainerShort", "nnUNetTrainerDiceFocalShort"]
+
+[tuning]
+protocol = "mslesseg"
+[tuning.grid]
+prob_thresholds = [0.5, 0.7, 0.9]
+mixes = [1.0, 0.75, 0.5, 0.25, 0.0]
+volume_thresholds = [30]
+
+[ensemble]
+rule = "madseg"
+
+[test]
+protocol = "mslesseg"
+report = true
+"""
+
+RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO}

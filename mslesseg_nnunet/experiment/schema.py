@@ -1,0 +1,509 @@
+"""Experiment files (TOML): parse, validate, and describe an experiment as dataclasses.
+
+Every problem is reported as one line naming the file and the key, e.g.
+``madseg.toml: [training] trainers[2]: unknown trainer 'Foo'``, before any job
+starts. The schema is documented in README.md (``mslesseg run``).
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.experiment.checks import Table, check_range
+
+SOURCE_KINDS = ("mslesseg", "msseg2", "synthetic-mslesseg", "synthetic-msseg2", "nnunet")
+LABELLING_KINDS = ("binary", "msl", "dbl")
+MODALITIES = ("FLAIR", "T1", "T2")
+MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
+PROTOCOLS = ("mslesseg", "msseg2")
+RULES = ("mean", "madseg")
+DEVICES = ("cuda", "cpu", "mps")
+N_FOLDS = 5
+# plans identifier -> the planner (-pl) that writes it
+PLANNERS = {
+    "nnUNetPlans": "ExperimentPlanner",
+    "nnUNetResEncUNetMPlans": "nnUNetPlannerResEncM",
+    "nnUNetResEncUNetLPlans": "nnUNetPlannerResEncL",
+    "nnUNetResEncUNetXLPlans": "nnUNetPlannerResEncXL",
+}
+# `mslesseg tune` grid options: key -> (low, high, integer values)
+GRID_KEYS = {
+    "thresholds": (0.0, 1.0, False),
+    "min_sizes": (0, None, False),
+    "mixes": (0.0, 1.0, False),
+    "prob_thresholds": (0.0, 1.0, False),
+    "volume_thresholds": (0, None, False),
+}
+STEP_KINDS = ("synth", "convert", "relabel", "plan", "cpu_plans", "train", "tune", "predict",
+              "ensemble", "evaluate", "report", "custom")
+RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem", "time", "extra")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MEM = re.compile(r"^\d+[KMGT]?$")
+_TIME = re.compile(r"^(\d+-)?\d+(:\d{2}){0,2}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the data comes from and the nnU-Net dataset it becomes."""
+
+    kind: str
+    dataset_id: int
+    name: str
+    path: Path | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """A training target: the binary dataset itself, or an MSL/DBL relabelled copy."""
+
+    kind: str
+    key: str
+    dataset_id: int
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trainer class with the plans it trains on."""
+
+    trainer: str
+    plans: str = "nnUNetPlans"
+
+    @property
+    def key(self) -> str:
+        return f"{self.trainer}__{self.plans}"
+
+
+@dataclass(frozen=True)
+class Training:
+    configuration: str
+    folds: tuple[int, ...]
+    device: str
+    cpu_plans: bool
+    models: tuple[Model, ...]
+    preprocess_workers: int
+
+
+@dataclass(frozen=True)
+class Tuning:
+    protocol: str
+    grid: dict
+    size_unit: str | None = None
+    connectivity: int | None = None
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    rule: str
+    members: tuple[Model, ...]
+
+
+@dataclass(frozen=True)
+class TestSet:
+    input: Path
+    gt: Path | None
+    protocol: str
+    report: bool
+
+
+@dataclass(frozen=True)
+class CustomStep:
+    id: str
+    command: tuple[str, ...]
+    after: tuple[str, ...]
+    outputs: tuple[Path, ...]
+    array: str | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file."""
+
+    file: Path
+    name: str
+    workdir: Path
+    nnunet_root: Path | None
+    env: dict
+    source: Source | None
+    labellings: tuple[Labelling, ...]
+    training: Training | None
+    tuning: Tuning | None
+    ensemble: Ensemble | None
+    test: TestSet | None
+    resources: dict
+    custom_steps: tuple[CustomStep, ...]
+
+    def nnunet_dirs(self) -> dict[str, str]:
+        """nnUNet_raw/preprocessed/results and nnUNet_extTrainer for every step."""
+        return nnunet_dirs(self.nnunet_root)
+
+
+def nnunet_dirs(nnunet_root: Path | None) -> dict[str, str]:
+    """The nnU-Net variables: under ``nnunet_root`` when given, else from the environment."""
+    import os
+
+    from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
+
+    environ = None
+    if nnunet_root is not None:
+        environ = {k: v for k, v in os.environ.items() if k not in NNUNET_DIRS}
+    return nnunet_environment(nnunet_root, environ)
+
+
+def load_experiment(path: Path, check_paths: bool = True) -> Experiment:
+    """Read and validate an experiment file.
+
+    Parameters
+    ----------
+    path : Path
+        The TOML file; relative paths inside it are relative to its folder.
+    check_paths : bool
+        Also check that input folders and datasets exist (off for recipes
+        written for another machine).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read experiment file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    return parse_experiment(data, path, check_paths)
+
+
+def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experiment:
+    """Validate parsed TOML ``data`` read from ``path`` (see :func:`load_experiment`)."""
+    file = path.name
+    base = path.resolve().parent
+    top = Table(data, "", file)
+    head = top.sub("experiment")
+    name = head.get("name", str)
+    if not _NAME.match(name):
+        head.fail("name", f"{name!r} must be letters, digits, '_' or '-'")
+    workdir = base / head.get("workdir", str, f"{path.stem}_work")
+    root = head.get("nnunet_root", str, None)
+    nnunet_root = base / root if root else None
+    head.finish()
+    env = _env(top.sub("env", {}))
+
+    raw = Path(nnunet_dirs(nnunet_root)["nnUNet_raw"])
+    source = _source(top.sub("source"), base, workdir, raw, check_paths) if "source" in data \
+        else top.get("source", dict, None)
+    labellings = _labellings(top, source, file)
+    training = _training(top.sub("training")) if "training" in data else top.get("training", dict, None)
+    if training is not None and source is None:
+        top.fail("[training]", "needs a [source] section")
+    tuning = _tuning(top.sub("tuning"), training) if "tuning" in data else top.get("tuning", dict, None)
+    ensemble = _ensemble(top.sub("ensemble"), training, labellings) if "ensemble" in data \
+        else top.get("ensemble", dict, None)
+    test = _test(top.sub("test"), source, base, workdir, raw, training, check_paths) if "test" in data \
+        else top.get("test", dict, None)
+    resources = _resources(top.sub("resources", {}))
+    custom = _custom_steps(top, file)
+    top.finish()
+    return Experiment(path.resolve(), name, workdir, nnunet_root, env, source, labellings, training,
+                      tuning, ensemble, test, resources, custom)
+
+
+def _env(table: Table) -> dict:
+    env = {}
+    for key in table.data:
+        value = table.get(key, (str, int, float))
+        env[key] = str(value)
+    return env
+
+
+def _dataset_name(table: Table, default: str) -> str:
+    name = table.get("name", str, default)
+    if not _NAME.match(name):
+        table.fail("name", f"{name!r} must be letters, digits, '_' or '-'")
+    return name
+
+
+def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -> Source:
+    kind = t.choice("kind", SOURCE_KINDS)
+    dataset_id = t.integer("dataset_id", 1, 999)
+    defaults = {"mslesseg": "MSLesSeg", "synthetic-mslesseg": "SynthMSLesSeg",
+                "msseg2": "MSSEG2", "synthetic-msseg2": "SynthMSSEG2", "nnunet": None}
+    name = _dataset_name(t, defaults[kind]) if kind != "nnunet" else _existing_dataset_name(
+        t, raw, dataset_id, check_paths)
+    options: dict = {}
+    path = None
+    if kind in ("mslesseg", "msseg2"):
+        path = base / t.get("path", str)
+        expected = "train" if kind == "mslesseg" else "training"
+        if check_paths and not (path / expected).is_dir():
+            t.fail("path", f"dataset folder {str(path)!r} not found (or it has no {expected}/ folder)")
+    if kind.endswith("mslesseg"):
+        modalities = t.string_list("modalities", list(MODALITIES))
+        for i, m in enumerate(modalities):
+            if m not in MODALITIES or modalities.index(m) != i:
+                t.fail(f"modalities[{i}]", f"{m!r} is not one of {', '.join(MODALITIES)} (each once)")
+        if not modalities:
+            t.fail("modalities", "needs at least one modality")
+        options["modalities"] = modalities
+        options["folds"] = t.choice("folds", ("grouped", "paper"), "grouped")
+    if kind.endswith("msseg2"):
+        options["label"] = t.choice("label", MSSEG2_LABELS, "consensus")
+    if kind.startswith("synthetic"):
+        path = workdir / "synthetic"
+        options["patients"] = t.integer("patients", 1, None, 6)
+        options["test_patients"] = t.integer("test_patients", 0, None, 2)
+        options["spacing"] = t.number("spacing", 0.5, 10, 1.0)
+        options["seed"] = t.integer("seed", 0, None, 0)
+        if kind == "synthetic-mslesseg":
+            options["timepoints"] = t.integer("timepoints", 1, 4, 1)
+    if kind != "nnunet":
+        options["workers"] = t.integer("workers", 1, None, 2)
+    t.finish()
+    return Source(kind, dataset_id, name, path, options)
+
+
+def _labellings(top: Table, source: Source | None, file: str) -> tuple[Labelling, ...]:
+    items = top.get("labellings", list, None)
+    if items is None:
+        return () if source is None else (Labelling("binary", "binary", source.dataset_id, source.name or ""),)
+    if source is None:
+        top.fail("labellings", "needs a [source] section")
+    tables = [Table(item, f"[[labellings]][{i}]", file) for i, item in enumerate(items)]
+    kinds = [t.choice("kind", LABELLING_KINDS) for t in tables]
+    result, used_ids = [], {source.dataset_id}
+    for i, (t, kind) in enumerate(zip(tables, kinds)):
+        if kind == "binary":
+            labelling = Labelling("binary", "binary", source.dataset_id, source.name or "")
+        else:
+            dataset_id = t.integer("dataset_id", 1, 999)
+            if dataset_id in used_ids:
+                t.fail("dataset_id", f"{dataset_id} is already used by the source or another labelling")
+            used_ids.add(dataset_id)
+            key = kind if kinds.count(kind) == 1 else f"{kind}{dataset_id}"
+            default_name = f"{source.name or 'Dataset'}_{kind.upper()}"
+            labelling = Labelling(kind, key, dataset_id, _dataset_name(t, default_name),
+                                  _labelling_params(t, kind))
+        if kind == "binary" and kinds.count("binary") > 1:
+            t.fail("kind", "'binary' labelling listed twice")
+        t.finish()
+        result.append(labelling)
+    if not result:
+        top.fail("labellings", "empty list (leave it out for the binary labels)")
+    return tuple(result)
+
+
+def _labelling_params(t: Table, kind: str) -> dict:
+    if kind == "msl":
+        thresholds = t.get("thresholds", list, [100, 1000])
+        if not thresholds or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in thresholds) \
+                or thresholds != sorted(set(thresholds)):
+            t.fail("thresholds", f"{thresholds!r} must be increasing positive voxel counts")
+        connectivity = t.integer("connectivity", default=6)
+        if connectivity not in (6, 18, 26):
+            t.fail("connectivity", f"{connectivity} is not one of 6, 18, 26")
+        return {"thresholds": thresholds, "connectivity": connectivity}
+    return {"distance2": t.number("distance2", 0, None, 4.5)}
+
+
+def _model(item, where: str, t: Table, default_plans: str) -> Model:
+    if isinstance(item, str):
+        model = Model(item, default_plans)
+    elif isinstance(item, dict):
+        sub = Table(item, f"{t.where} {where}", t.file)
+        model = Model(sub.get("trainer", str), sub.get("plans", str, default_plans))
+        sub.finish()
+    else:
+        t.fail(where, f"expected a trainer name or {{trainer = ..., plans = ...}}, got {item!r}")
+    if model.plans not in PLANNERS:
+        t.fail(where, f"unknown plans {model.plans!r} (known: {', '.join(PLANNERS)})")
+    return model
+
+
+def _models(t: Table, key: str, default_plans: str, check_exists: bool) -> tuple[Model, ...]:
+    from mslesseg_nnunet.experiment.trainer_names import trainer_exists
+
+    items = t.get(key, list)
+    if not items:
+        t.fail(key, "needs at least one trainer")
+    models = []
+    for i, item in enumerate(items):
+        model = _model(item, f"{key}[{i}]", t, default_plans)
+        if check_exists and not trainer_exists(model.trainer):
+            t.fail(f"{key}[{i}]", f"unknown trainer {model.trainer!r} (see `mslesseg trainers`)")
+        if model in models:
+            t.fail(f"{key}[{i}]", f"{model.trainer} with {model.plans} is listed twice")
+        models.append(model)
+    return tuple(models)
+
+
+def _training(t: Table) -> Training:
+    configuration = t.choice("configuration", ("3d_fullres", "2d", "3d_lowres"), "3d_fullres")
+    folds = t.get("folds", list, list(range(N_FOLDS)))
+    if not folds:
+        t.fail("folds", "needs at least one fold")
+    for i, fold in enumerate(folds):
+        if not isinstance(fold, int) or isinstance(fold, bool):
+            t.fail(f"folds[{i}]", f"expected an integer fold, got {fold!r}")
+        if not 0 <= fold < N_FOLDS:
+            t.fail(f"folds[{i}]", f"fold {fold} is out of range 0..{N_FOLDS - 1}")
+        if folds.index(fold) != i:
+            t.fail(f"folds[{i}]", f"fold {fold} listed twice")
+    device = t.choice("device", DEVICES, "cuda")
+    cpu_plans = t.get("cpu_plans", bool, False)
+    workers = t.integer("preprocess_workers", 1, None, 2)
+    default_plans = t.get("plans", str, "nnUNetPlans")
+    if default_plans not in PLANNERS:
+        t.fail("plans", f"unknown plans {default_plans!r} (known: {', '.join(PLANNERS)})")
+    models = _models(t, "trainers", default_plans, check_exists=True)
+    t.finish()
+    return Training(configuration, tuple(folds), device, cpu_plans, models, workers)
+
+
+def _tuning(t: Table, training: Training | None) -> Tuning:
+    if training is None:
+        t.fail(None, "needs a [training] section (it tunes on the trained models' validation outputs)")
+    protocol = t.choice("protocol", PROTOCOLS)
+    grid_table = t.sub("grid", {})
+    grid = {}
+    for key in list(grid_table.data):
+        if key not in GRID_KEYS:
+            grid_table.fail(key, f"unknown grid parameter (known: {', '.join(GRID_KEYS)})")
+        low, high, _ = GRID_KEYS[key]
+        values = grid_table.get(key, list)
+        if not values:
+            grid_table.fail(key, "empty list of values")
+        for i, value in enumerate(values):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                grid_table.fail(f"{key}[{i}]", f"expected a number, got {value!r}")
+            check_range(grid_table, f"{key}[{i}]", value, low, high)
+        if len(set(values)) != len(values):
+            grid_table.fail(key, f"{values!r} repeats a value")
+        grid[key] = values
+    size_unit = t.choice("size_unit", ("voxels", "mm3"), None)
+    connectivity = t.integer("connectivity", default=None)
+    if connectivity not in (None, 6, 18, 26):
+        t.fail("connectivity", f"{connectivity} is not one of 6, 18, 26")
+    t.finish()
+    return Tuning(protocol, grid, size_unit, connectivity)
+
+
+def _ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
+    if training is None:
+        t.fail(None, "needs a [training] section")
+    rule = t.choice("rule", RULES, "mean")
+    madseg_pair = sorted(lab.kind for lab in labellings) == ["dbl", "msl"]
+    if rule == "madseg" and not madseg_pair:
+        t.fail("rule", "'madseg' fuses exactly one msl and one dbl labelling")
+    if rule == "mean" and madseg_pair:
+        t.fail("rule", "msl + dbl members are fused with the 'madseg' rule")
+    members = _models(t, "members", "nnUNetPlans", check_exists=False) if "members" in t.data \
+        else training.models
+    for i, model in enumerate(members):
+        if model not in training.models:
+            t.fail(f"members[{i}]", f"{model.trainer} with {model.plans} is not in [training] trainers")
+    t.finish()
+    return Ensemble(rule, tuple(members))
+
+
+def default_test_paths(source: Source, workdir: Path, raw: Path | None) -> tuple[Path | None, Path | None]:
+    """The test input and ground truth a source provides, when it has them."""
+    if source.kind in ("mslesseg", "synthetic-mslesseg"):
+        return source.path / "test", source.path / "test"
+    if source.kind in ("msseg2", "synthetic-msseg2"):
+        return source.path / "testing", None
+    if raw is not None:
+        folder = next(iter(sorted(raw.glob(f"Dataset{source.dataset_id:03d}_*"))), None)
+        if folder is not None:
+            gt = folder / "labelsTs"
+            return folder / "imagesTs", gt if gt.is_dir() else None
+    return None, None
+
+
+def _test(t: Table, source: Source | None, base: Path, workdir: Path, raw: Path, training,
+          check_paths: bool) -> TestSet:
+    if training is None or source is None:
+        t.fail(None, "needs [source] and [training] sections")
+    default_input, default_gt = default_test_paths(source, workdir, raw)
+    given_input = t.get("input", str, None)
+    given_gt = t.get("gt", str, None)
+    test_input = base / given_input if given_input else default_input
+    gt = base / given_gt if given_gt else (None if given_gt == "" else default_gt)
+    if test_input is None:
+        t.fail("input", f"required for a source of kind {source.kind!r}")
+    if check_paths and not source.kind.startswith("synthetic"):
+        for key, folder in (("input", test_input), ("gt", gt)):
+            if folder is not None and not folder.is_dir():
+                t.fail(key, f"test folder {str(folder)!r} not found")
+    protocol = t.choice("protocol", PROTOCOLS, "msseg2" if source.kind.endswith("msseg2") else "mslesseg")
+    report = t.get("report", bool, gt is not None)
+    if report and gt is None:
+        t.fail("report", "needs ground truth (set gt)")
+    t.finish()
+    return TestSet(test_input, gt, protocol, report)
+
+
+def _resources(t: Table) -> dict:
+    resources = {}
+    for kind in list(t.data):
+        if kind != "default" and kind not in STEP_KINDS:
+            t.fail(kind, f"unknown step kind (known: default, {', '.join(STEP_KINDS)})")
+        sub = t.sub(kind)
+        spec = {}
+        for key in RESOURCE_KEYS:
+            if key not in sub.data:
+                continue
+            if key == "partition":
+                spec[key] = sub.get(key, str)
+            elif key in ("gpus", "cpus"):
+                spec[key] = sub.integer(key, 0 if key == "gpus" else 1)
+            elif key == "mem":
+                spec[key] = str(sub.get(key, (str, int)))
+                if not _MEM.match(spec[key]):
+                    sub.fail(key, f"{spec[key]!r} is not a SLURM memory size such as '16G' or '8000M'")
+            elif key == "time":
+                spec[key] = str(sub.get(key, (str, int)))
+                if not _TIME.match(spec[key]):
+                    sub.fail(key, f"{spec[key]!r} is not a SLURM time such as '04:00:00' or '1-00:00:00'")
+            else:
+                spec[key] = sub.string_list(key)
+        sub.finish()
+        resources[kind] = spec
+    return resources
+
+
+def _custom_steps(top: Table, file: str) -> tuple[CustomStep, ...]:
+    steps = []
+    for i, item in enumerate(top.get("steps", list, [])):
+        t = Table(item, f"[[steps]][{i}]", file)
+        step_id = t.get("id", str)
+        if not _STEP_ID.match(step_id):
+            t.fail("id", f"{step_id!r} must be letters, digits, '_', '-' or '.'")
+        command = t.string_list("command")
+        if not command:
+            t.fail("command", "empty command")
+        after = t.string_list("after", [])
+        outputs = t.string_list("outputs", [])
+        array = t.get("array", str, None)
+        t.finish()
+        steps.append(CustomStep(step_id, tuple(command), tuple(after),
+                                tuple(Path(o) for o in outputs), array))
+    return tuple(steps)
+
+
+def _existing_dataset_name(t: Table, raw: Path, dataset_id: int, check_paths: bool) -> str:
+    """The name of nnU-Net dataset ``dataset_id`` in ``raw`` (``name`` must match when given)."""
+    given = t.get("name", str, None)
+    found = sorted(raw.glob(f"Dataset{dataset_id:03d}_*/dataset.json"))
+    if found:
+        name = found[0].parent.name.split("_", 1)[1]
+        if given is not None and given != name:
+            t.fail("name", f"dataset {dataset_id} in nnUNet_raw is named {name!r}, not {given!r}")
+        return name
+    if check_paths or given is None:
+        t.fail("dataset_id", f"dataset {dataset_id} not found in nnUNet_raw ({raw})")
+    return given

@@ -1,0 +1,69 @@
+"""Network architectures built from nnU-Net plans, for our trainers.
+
+:data:`ARCHITECTURES` maps a name to a builder with the signature of nnU-Net
+2.8's ``nnUNetTrainer.build_network_architecture``::
+
+    builder(plans_manager, configuration_manager, num_input_channels,
+            num_output_channels, enable_deep_supervision=True) -> nn.Module
+
+Every network returns logits only (a list, highest resolution first, when
+deep supervision is on, one output per scale of nnU-Net's deep-supervision
+targets for these plans), has the ``network.decoder.deep_supervision``
+switch and a static ``initialize`` already applied. Builders accept plain
+(``nnUNetPlans``) and residual-encoder (``nnUNetResEncUNet*Plans``) plans.
+Importing this package never needs ``mamba_ssm``.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from mslesseg_nnunet.networks.lightm_unet import LightMUNet
+from mslesseg_nnunet.networks.mscsa import MSCSAUNet
+from mslesseg_nnunet.networks.plans import UNetHyperParameters, unet_hyperparameters
+from mslesseg_nnunet.networks.umamba import UMamba, bottleneck_stages, encoder_stages
+
+__all__ = ["ARCHITECTURES", "UNetHyperParameters", "unet_hyperparameters", "build_mscsa",
+           "build_umamba_bot", "build_umamba_enc", "build_lightm_unet"]
+
+
+def _initialized(network: nn.Module) -> nn.Module:
+    network.apply(network.initialize)
+    return network
+
+
+def build_mscsa(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
+                enable_deep_supervision: bool = True) -> nn.Module:
+    """U-Net from the plans with multi-stage cross-scale attention on the skips."""
+    hp = unet_hyperparameters(configuration_manager)
+    return _initialized(MSCSAUNet(hp, num_input_channels, num_output_channels, enable_deep_supervision))
+
+
+def build_umamba_bot(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
+                     enable_deep_supervision: bool = True) -> nn.Module:
+    """Residual U-Net from the plans with a Mamba layer at the bottleneck."""
+    hp = unet_hyperparameters(configuration_manager)
+    return _initialized(UMamba(hp, num_input_channels, num_output_channels, bottleneck_stages(hp),
+                               enable_deep_supervision))
+
+
+def build_umamba_enc(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
+                     enable_deep_supervision: bool = True) -> nn.Module:
+    """Residual U-Net from the plans with Mamba layers after the encoder stages (see umamba.py)."""
+    hp = unet_hyperparameters(configuration_manager)
+    return _initialized(UMamba(hp, num_input_channels, num_output_channels, encoder_stages(hp),
+                               enable_deep_supervision))
+
+
+def build_lightm_unet(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
+                      enable_deep_supervision: bool = True) -> nn.Module:
+    """LightM-UNet with the plans' stages, features and strides (the paper trains it without deep supervision)."""
+    hp = unet_hyperparameters(configuration_manager)
+    return _initialized(LightMUNet(hp, num_input_channels, num_output_channels, enable_deep_supervision))
+
+
+ARCHITECTURES = {
+    "MSCSA": build_mscsa,
+    "UMambaBot": build_umamba_bot,
+    "UMambaEnc": build_umamba_enc,
+    "LightMUNet": build_lightm_unet,
+}

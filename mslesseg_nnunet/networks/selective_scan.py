@@ -1,0 +1,159 @@
+"""Pure-PyTorch selective scan (the S6 recurrence of Mamba), chunked and parallel.
+
+The recurrence, per batch ``b``, channel ``d`` and state ``n``::
+
+    h[t] = exp(delta[t] * A[d, n]) * h[t-1] + delta[t] * B[n, t] * u[t]
+    y[t] = sum_n C[n, t] * h[t, n] + D[d] * u[t]          (then * silu(z[t]))
+
+is the same math as ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``.
+:func:`selective_scan` evaluates the linear recurrence with a two-level chunked
+scan (:func:`linear_scan`): the sequence is cut into chunks of ``chunk``
+positions, every chunk is scanned at once (a loop over the positions of ONE
+chunk, vectorised over all chunks), the chunk end states are combined by the
+same scan applied recursively to the much shorter sequence of chunks, and the
+carried-in states are added back with the cumulative decays. The work is
+linear in the sequence length, only multiplications of decays <= 1 are
+involved (no division, no exponent overflow), and autograd differentiates it.
+:func:`selective_scan_sequential` is the naive one-position-at-a-time
+reference used by the tests and the benchmark.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CHUNK = 32
+
+
+def _discretize(u, delta, A, B, delta_bias, delta_softplus):
+    """Return decays ``exp(delta A)`` and inputs ``delta B u``, both (b, l, d, n)."""
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    delta = delta.transpose(1, 2).unsqueeze(-1)
+    decay = torch.exp(delta * A)
+    drive = (delta * u.transpose(1, 2).unsqueeze(-1)) * B.transpose(1, 2).unsqueeze(2)
+    return decay, drive
+
+
+def _readout(states, u, C, D, z):
+    """Project states (b, l, d, n) onto C, add the skip term and the z gate (b, d, l)."""
+    y = torch.matmul(states, C.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)
+    if D is not None:
+        y = y + u * D[:, None]
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """All states of ``h[t] = decay[t] * h[t-1] + drive[t]`` with ``h[-1] = 0``.
+
+    Parameters
+    ----------
+    decay, drive : torch.Tensor
+        Same shape ``(batch, L, ...)``; the scan runs along dimension 1.
+    chunk : int
+        Positions scanned together per level (>= 2).
+
+    Returns
+    -------
+    torch.Tensor
+        ``h`` with the shape of ``drive``.
+    """
+    if chunk < 2:
+        raise ValueError(f"chunk must be >= 2, got {chunk}")
+    batch, length, *rest = drive.shape
+    if length <= chunk:
+        return _scan_positions(decay, drive)
+    n_chunks = -(-length // chunk)
+    pad = n_chunks * chunk - length
+    if pad:
+        pad_spec = (0, 0) * len(rest) + (0, pad)
+        decay = F.pad(decay, pad_spec, value=1.0)
+        drive = F.pad(drive, pad_spec, value=0.0)
+    decay = decay.reshape(batch * n_chunks, chunk, *rest)
+    drive = drive.reshape(batch * n_chunks, chunk, *rest)
+    local = _scan_positions(decay, drive)
+    cum_decay = torch.cumprod(decay, dim=1)
+    ends = linear_scan(cum_decay[:, -1].reshape(batch, n_chunks, *rest),
+                       local[:, -1].reshape(batch, n_chunks, *rest), chunk)
+    carried = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], dim=1)
+    states = local + cum_decay * carried.reshape(batch * n_chunks, 1, *rest)
+    return states.reshape(batch, n_chunks * chunk, *rest)[:, :length]
+
+
+def _scan_positions(decay, drive):
+    """Scan along dim 1 one position at a time (used on short axes only).
+
+    ``unbind`` (not per-position indexing) keeps the backward pass to one
+    ``stack`` instead of one full-size zero tensor per position.
+    """
+    decays, drives = decay.unbind(1), drive.unbind(1)
+    state = drives[0]
+    states = [state]
+    for a, b in zip(decays[1:], drives[1:]):
+        state = torch.addcmul(b, a, state)
+        states.append(state)
+    return torch.stack(states, dim=1)
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """Selective scan with the signature of ``mamba_ssm``'s ``selective_scan_fn``.
+
+    Parameters
+    ----------
+    u, delta : torch.Tensor
+        (batch, d_inner, L) input and time steps.
+    A : torch.Tensor
+        (d_inner, d_state) real state matrix (negative for stability).
+    B, C : torch.Tensor
+        (batch, d_state, L) input-dependent projections.
+    D : torch.Tensor, optional
+        (d_inner,) skip weights.
+    z : torch.Tensor, optional
+        (batch, d_inner, L) gate; the output is multiplied by ``silu(z)``.
+    delta_bias : torch.Tensor, optional
+        (d_inner,) added to ``delta`` before the optional softplus.
+    delta_softplus : bool
+        Apply softplus to ``delta``.
+    chunk : int
+        Chunk length of the parallel scan.
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, d_inner, L) output.
+    """
+    decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus)
+    states = linear_scan(decay, drive, chunk)
+    return _readout(states, u, C, D, z)
+
+
+def selective_scan_sequential(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                              delta_softplus=False) -> torch.Tensor:
+    """Reference selective scan: one Python step per sequence position.
+
+    Same parameters and result as :func:`selective_scan`; written
+    independently of it (no shared discretisation or read-out) so that the
+    tests compare two implementations.
+    """
+    if delta_bias is not None:
+        delta = delta + delta_bias.unsqueeze(-1)
+    if delta_softplus:
+        delta = torch.log1p(torch.exp(-delta.abs())) + delta.clamp(min=0)
+    batch, d_inner, length = u.shape
+    state = u.new_zeros(batch, d_inner, A.shape[1])
+    outputs = []
+    for t in range(length):
+        step = delta[:, :, t].unsqueeze(-1)
+        state = torch.exp(step * A) * state + step * B[:, None, :, t] * u[:, :, t, None]
+        outputs.append((state * C[:, None, :, t]).sum(-1))
+    y = torch.stack(outputs, dim=-1)
+    if D is not None:
+        y = y + D.unsqueeze(-1) * u
+    if z is not None:
+        y = y * z * torch.sigmoid(z)
+    return y

@@ -1,0 +1,60 @@
+"""Voxel grids of the synthetic scans: the FSL MNI152 grid and coarser versions of it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mslesseg_nnunet.errors import UserError
+
+#: Shape and affine of the FSL MNI152 1 mm grid, as in every MSLesSeg file (LAS).
+MNI_SHAPE = (182, 218, 182)
+MNI_AFFINE = np.array([[-1.0, 0.0, 0.0, 90.0],
+                       [0.0, 1.0, 0.0, -126.0],
+                       [0.0, 0.0, 1.0, -72.0],
+                       [0.0, 0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid: array shape and voxel-to-world (mm) affine."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    @property
+    def voxel_volume(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+
+def check_spacing(spacing: float) -> float:
+    """Return ``spacing`` as float if it is a usable grid coarsening factor (1 to 8 mm)."""
+    try:
+        value = float(spacing)
+    except (TypeError, ValueError):
+        raise UserError(f"--spacing: must be a number of mm, got {spacing!r}") from None
+    if not math.isfinite(value) or not 1.0 <= value <= 8.0:
+        raise UserError(f"--spacing: must be between 1 and 8 mm, got {spacing}")
+    return value
+
+
+def mni_grid(spacing: float = 1.0) -> Grid:
+    """The FSL MNI152 grid at ``spacing`` mm: same first voxel and field of view, LAS axes.
+
+    ``spacing=1`` is the real MSLesSeg grid; 2 gives FSL's 2 mm grid (91x109x91).
+    """
+    spacing = check_spacing(spacing)
+    shape = tuple(int(math.ceil(n / spacing - 1e-9)) for n in MNI_SHAPE)
+    affine = MNI_AFFINE.copy()
+    affine[:3, :3] *= spacing
+    return Grid(shape, affine)
+
+
+def voxel_to_voxel(src: Grid, dst_affine: np.ndarray) -> np.ndarray:
+    """4x4 matrix mapping voxel indices of ``src`` to voxel indices of the grid ``dst_affine``."""
+    return np.linalg.inv(dst_affine) @ src.affine

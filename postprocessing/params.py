@@ -1,0 +1,96 @@
+"""Fusion and postprocessing parameters, and their JSON form (``tuned.json``)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
+from mslesseg_nnunet.postprocessing.threshold import check_probability
+
+RULES = ("mean", "madseg")
+
+
+@dataclass(frozen=True)
+class PostprocessingParams:
+    """How member probabilities become one mask.
+
+    Attributes
+    ----------
+    rule : "mean" (weighted mean of all members) or "madseg" (MSL/DBL fusion).
+    threshold : lesion where the (fused) probability is strictly above this.
+    min_size : components smaller than this (in ``size_unit``) are removed; 0 keeps all.
+    size_unit : "voxels" or "mm3", for ``min_size`` and ``volume_threshold``.
+    connectivity : 6, 18 or 26, for every component operation.
+    mix : MadSeg weight of the MSL ensemble (DBL gets ``1 - mix``).
+    prob_threshold : MadSeg: small fused components need this maximum probability.
+    volume_threshold : MadSeg: size separating small fused from large DBL components.
+    """
+
+    rule: str = "mean"
+    threshold: float = 0.5
+    min_size: float = 0.0
+    size_unit: str = "voxels"
+    connectivity: int = 6
+    mix: float = 0.5
+    prob_threshold: float = 0.7
+    volume_threshold: float = 1000.0
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise UserError(f"--rule: must be one of {', '.join(RULES)}, got {self.rule!r}")
+        if self.size_unit not in SIZE_UNITS:
+            raise UserError(f"size_unit: must be one of {', '.join(SIZE_UNITS)}, got {self.size_unit!r}")
+        for name in ("threshold", "mix", "prob_threshold"):
+            check_probability(getattr(self, name), name)
+        for name in ("min_size", "volume_threshold"):
+            if float(getattr(self, name)) < 0:
+                raise UserError(f"{name}: must not be negative, got {getattr(self, name)}")
+        check_connectivity(self.connectivity)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "PostprocessingParams":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "parameters") -> "PostprocessingParams":
+        """Build from a dict (unknown keys are an error naming ``source``)."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise UserError(f"{source}: unknown parameter(s) {', '.join(unknown)}")
+        casts = {"rule": str, "size_unit": str, "connectivity": int}
+        try:
+            values = {k: casts.get(k, float)(v) for k, v in data.items()}
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{source}: bad parameter value ({exc})") from None
+        return cls(**values)
+
+
+def load_params(path: Path) -> PostprocessingParams:
+    """Read parameters from ``tuned.json`` (``{"params": {...}, ...}``) or a flat JSON dict."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    params = data.get("params", data)
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: 'params' must be a JSON object")
+    return PostprocessingParams.from_dict(params, source=str(path))
+
+
+def save_params(path: Path, params: PostprocessingParams, **extra) -> None:
+    """Write ``{"params": {...}, **extra}`` atomically."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps({"params": params.to_dict(), **extra}, indent=2) + "\n")

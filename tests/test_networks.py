@@ -1,0 +1,161 @@
+"""Architectures built from real nnU-Net plans: contract, shapes, gradients, Mamba layer."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from dynamic_network_architectures.building_blocks.plain_conv_encoder import PlainConvEncoder
+from dynamic_network_architectures.building_blocks.residual import BasicBlockD
+from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
+
+from networks_helpers import make_plans
+from mslesseg_nnunet.networks import ARCHITECTURES, unet_hyperparameters
+from mslesseg_nnunet.networks.lightm_unet import ResidualMambaBlock
+from mslesseg_nnunet.networks.mamba import Mamba, MambaLayer
+from mslesseg_nnunet.networks.umamba import encoder_stages
+
+PLANS = ("nnUNetPlans", "nnUNetResEncUNetMPlans")
+INPUT = (16, 16, 16)  # smaller than the plans' 32^3 patch (fully convolutional), divisible by 8
+
+
+@pytest.fixture(scope="session")
+def plans_files(tmp_path_factory):
+    return make_plans(tmp_path_factory.mktemp("network_plans"))
+
+
+def configuration(plans_files, plans_name):
+    manager = PlansManager(str(plans_files[plans_name]))
+    return manager, manager.get_configuration("3d_fullres")
+
+
+def nnunet_ds_shapes(configuration_manager, size):
+    """Target shapes of nnU-Net's deep supervision (as nnUNetTrainer._get_deep_supervision_scales)."""
+    scales = list(1 / np.cumprod(np.vstack(configuration_manager.pool_op_kernel_sizes), axis=0))[:-1]
+    return [tuple(int(round(s * f)) for s, f in zip(size, scale)) for scale in scales]
+
+
+@pytest.mark.parametrize("plans_name", PLANS)
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_network_contract_forward_backward(plans_files, plans_name, arch):
+    torch.manual_seed(0)
+    manager, config = configuration(plans_files, plans_name)
+    network = ARCHITECTURES[arch](manager, config, 2, 3, enable_deep_supervision=True)
+    x = torch.randn(1, 2, *INPUT)
+    outputs = network(x)
+    assert isinstance(outputs, list)
+    assert [tuple(o.shape[2:]) for o in outputs] == nnunet_ds_shapes(config, INPUT)
+    assert all(o.shape[:2] == (1, 3) for o in outputs)
+    sum(o.square().mean() for o in outputs).backward()
+    missing = [n for n, p in network.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"parameters without a finite gradient: {missing[:5]}"
+    network.decoder.deep_supervision = False
+    with torch.no_grad():
+        single = network(x)
+    assert isinstance(single, torch.Tensor) and single.shape == (1, 3, *INPUT)
+    with torch.no_grad():
+        torch.testing.assert_close(single, outputs[0].detach())
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_inference_build_loads_training_checkpoint(plans_files, arch):
+    manager, config = configuration(plans_files, "nnUNetPlans")
+    trained = ARCHITECTURES[arch](manager, config, 1, 2, enable_deep_supervision=True)
+    for_inference = ARCHITECTURES[arch](manager, config, 1, 2, enable_deep_supervision=False)
+    for_inference.load_state_dict(trained.state_dict())
+    assert for_inference.decoder.deep_supervision is False
+    x = torch.randn(1, 1, *INPUT)
+    with torch.no_grad():
+        torch.testing.assert_close(for_inference(x), trained(x)[0])
+
+
+@pytest.mark.parametrize("plans_name, encoder_cls", [("nnUNetPlans", PlainConvEncoder),
+                                                       ("nnUNetResEncUNetMPlans", ResidualEncoder)])
+def test_mscsa_uses_the_plans_encoder(plans_files, plans_name, encoder_cls):
+    manager, config = configuration(plans_files, plans_name)
+    network = ARCHITECTURES["MSCSA"](manager, config, 1, 2)
+    assert type(network.encoder) is encoder_cls
+    assert network.encoder.output_channels == config.network_arch_init_kwargs["features_per_stage"]
+
+
+def test_umamba_block_counts_follow_the_plans(plans_files):
+    manager, config = configuration(plans_files, "nnUNetResEncUNetMPlans")
+    network = ARCHITECTURES["UMambaBot"](manager, config, 1, 2)
+    blocks = [sum(isinstance(m, BasicBlockD) for m in stage.modules()) for stage in network.encoder.encoder.stages]
+    assert blocks == config.network_arch_init_kwargs["n_blocks_per_stage"]
+    mamba = [isinstance(m, MambaLayer) for m in network.encoder.mamba]
+    assert mamba == [False] * (len(blocks) - 1) + [True]
+
+
+def test_umamba_enc_places_mamba_by_token_count(plans_files):
+    manager, config = configuration(plans_files, "nnUNetPlans")
+    hp = unet_hyperparameters(config)
+    assert hp.feature_map_sizes() == [(32, 32, 32), (16, 16, 16), (8, 8, 8), (4, 4, 4)]
+    assert encoder_stages(hp, max_tokens=16 ** 3) == [False, True, True, True]
+    assert encoder_stages(hp, max_tokens=None) == [True] * 4
+    network = ARCHITECTURES["UMambaEnc"](manager, config, 1, 2)
+    assert [isinstance(m, MambaLayer) for m in network.encoder.mamba] == encoder_stages(hp)
+
+
+def test_lightm_unet_reference_configuration(plans_files):
+    manager, config = configuration(plans_files, "nnUNetPlans")
+    network = ARCHITECTURES["LightMUNet"](manager, config, 1, 2, enable_deep_supervision=False)
+    blocks_down = [sum(isinstance(m, ResidualMambaBlock) for m in level.modules())
+                   for level in network.encoder.levels]
+    assert blocks_down == [1, 2, 2, 4]
+    assert [len(r) for r in network.decoder.refine] == [1, 1, 1]
+    assert network.encoder.stem.out_channels == 32
+
+
+def test_mscsa_mixes_information_across_stages(plans_files):
+    """The injected full-resolution skip depends on the deepest stage (global cross-stage attention)."""
+    torch.manual_seed(0)
+    manager, config = configuration(plans_files, "nnUNetPlans")
+    mscsa = ARCHITECTURES["MSCSA"](manager, config, 1, 2).mscsa.eval()
+    sizes = [(16, 16, 16), (8, 8, 8), (4, 4, 4), (2, 2, 2)]
+    skips = [torch.randn(1, f, *s) for f, s in zip(config.network_arch_init_kwargs["features_per_stage"], sizes)]
+    changed = [s.clone() for s in skips]
+    changed[-1] += 1.0
+    with torch.no_grad():
+        before, after = mscsa(skips), mscsa(changed)
+    assert [tuple(b.shape) for b in before] == [tuple(s.shape) for s in skips]
+    assert not torch.allclose(before[0], after[0])
+
+
+def test_mamba_block_is_causal():
+    torch.manual_seed(0)
+    block = Mamba(8).eval()
+    tokens = torch.randn(2, 40, 8)
+    changed = tokens.clone()
+    changed[:, 30:] += 1.0
+    with torch.no_grad():
+        a, b = block(tokens), block(changed)
+    torch.testing.assert_close(a[:, :30], b[:, :30])
+    assert not torch.allclose(a[:, 30:], b[:, 30:])
+
+
+def test_mamba_layer_runs_in_fp32_under_autocast():
+    torch.manual_seed(0)
+    layer = MambaLayer(8)
+    x = torch.randn(2, 8, 4, 5, 6)
+    with torch.no_grad():
+        reference = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = layer(x.bfloat16())
+    assert low.dtype == torch.float32 and low.shape == x.shape
+    # bf16 inside the layer would differ by ~1e-2; fp32 inside only by the bf16 rounding of the input
+    torch.testing.assert_close(low, layer(x.bfloat16().float()).detach(), rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(reference).all()
+
+
+def test_import_without_mamba_ssm():
+    code = ("import sys; sys.modules['mamba_ssm'] = None\n"
+            "import mslesseg_nnunet.networks as n, mslesseg_nnunet.networks.mamba as m, torch\n"
+            "assert not m.mamba_ssm_available() and set(n.ARCHITECTURES) == "
+            "{'MSCSA', 'UMambaBot', 'UMambaEnc', 'LightMUNet'}\n"
+            "print(m.MambaLayer(4)(torch.randn(1, 4, 3, 3, 3)).shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch.Size([1, 4, 3, 3, 3])" in out.stdout

@@ -1,0 +1,135 @@
+"""`mslesseg predict` on untrained (random-weight) nnU-Net models: plumbing, geometry, resume."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from predict_helpers import make_model, mslesseg_test_folder
+from tiny_nnunet import build_tiny_nnunet, run_tool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    tiny = build_tiny_nnunet(root / "nnunet")
+    models = {lab: make_model(tiny, lab, seed=i) for i, lab in enumerate(("binary", "msl", "dbl"))}
+    test_dir = mslesseg_test_folder(tiny, root / "test")
+    return tiny, models, test_dir
+
+
+def predict(tiny, *args, check=True):
+    return run_tool("mslesseg", "predict", "--device", "cpu", "--workers", "0",
+                    "--disable-tta", *map(str, args), env=tiny.env) if check else None
+
+
+def test_mslesseg_folder_round_trip_resume_and_overwrite(setup, tmp_path):
+    tiny, models, test_dir = setup
+    out = tmp_path / "out"
+    predict(tiny, "-i", test_dir, "-o", out, "--models", models["msl"], models["dbl"])
+    masks = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.nii.gz"))
+    assert masks == ["P54/P54_MASK.nii.gz", "P55/P55_MASK.nii.gz"]
+    for mask in masks:
+        source = nib.load(test_dir / mask.replace("MASK", "FLAIR"))
+        written = nib.load(out / mask)
+        assert written.shape == source.shape and written.get_data_dtype() == np.uint8
+        for field in ("qform_code", "sform_code", "srow_x", "srow_y", "srow_z", "pixdim",
+                      "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z"):
+            assert np.array_equal(written.header[field], source.header[field]), field
+        assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
+    with zipfile.ZipFile(out / "submission.zip") as archive:
+        assert sorted(archive.namelist()) == masks
+        assert archive.read(masks[0]) == (out / masks[0]).read_bytes()
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert [m["model"] for m in manifest["members"]] == [str(models["msl"]), str(models["dbl"])]
+    assert {m["kind"] for m in manifest["members"]} == {"msl", "dbl"}
+    assert manifest["members"][0]["trainer"] == "nnUNetTrainer"
+    assert manifest["members"][0]["folds"] == ["0"] and manifest["rule"] == "madseg"
+    assert sorted(manifest["inputs_sha256"]) == ["P54", "P55"]
+    assert not (out / ".work").exists()
+
+    stamps = {m: (out / m).stat().st_mtime_ns for m in masks}
+    proc = predict(tiny, "-i", test_dir, "-o", out, "--models", models["msl"], models["dbl"])
+    assert "0 of 2 cases to predict" in proc.stdout
+    assert all((out / m).stat().st_mtime_ns == t for m, t in stamps.items())
+    (out / masks[1]).unlink()
+    proc = predict(tiny, "-i", test_dir, "-o", out, "--models", models["msl"], models["dbl"])
+    assert "1 of 2 cases to predict" in proc.stdout and (out / masks[1]).is_file()
+    assert (out / masks[0]).stat().st_mtime_ns == stamps[masks[0]]
+    proc = predict(tiny, "-i", test_dir, "-o", out, "--models", models["msl"], models["dbl"],
+                   "--overwrite")
+    assert "2 of 2 cases to predict" in proc.stdout
+    assert all((out / m).stat().st_mtime_ns != t for m, t in stamps.items())
+
+
+def test_binary_model_matches_nnunetv2_predict(setup, tmp_path):
+    """One binary model, mean rule at 0.5: the same mask as stock nnU-Net's argmax."""
+    tiny, models, _ = setup
+    images = tiny.raw_dir("binary") / "imagesTr"
+    inputs = tmp_path / "imagesTs"
+    inputs.mkdir()
+    for path in images.glob("tiny_00[01]_*.nii.gz"):
+        (inputs / path.name).symlink_to(path)
+    stock = tmp_path / "stock"
+    run_tool("nnUNetv2_predict", "-i", inputs, "-o", stock, "-d", "901", "-c", "3d_fullres",
+             "-tr", "nnUNetTrainer", "-p", "nnUNetPlansCPU", "-f", "0", "-device", "cpu",
+             "--disable_tta", "-npp", "1", "-nps", "1", env=tiny.env)
+    out = tmp_path / "ours"
+    predict(tiny, "-i", inputs, "-o", out, "--models", models["binary"], "--save-probabilities")
+    for case in ("tiny_000", "tiny_001"):
+        theirs = nib.load(stock / f"{case}.nii.gz")
+        ours = nib.load(out / f"{case}.nii.gz")
+        np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(theirs.dataobj))
+        assert np.array_equal(ours.affine, nib.load(inputs / f"{case}_0000.nii.gz").affine)
+        prob = np.load(out / "probabilities" / f"{case}.npz")["probability"]
+        assert prob.shape == ours.shape
+
+
+def _expect_error(tiny, out, *args, match):
+    proc = run_tool.__wrapped__(*args) if hasattr(run_tool, "__wrapped__") else None
+    return proc
+
+
+@pytest.mark.parametrize("case", ["missing_fold", "missing_checkpoint", "missing_modality",
+                                  "incompatible_rule"])
+def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
+    tiny, models, test_dir = setup
+    model_args = ["--models", models["msl"], models["dbl"]]
+    src = test_dir
+    if case == "missing_fold":
+        model_args += ["--folds", "0", "3"]
+        match = "fold_3"
+    elif case == "missing_checkpoint":
+        (models["binary"].parent / "other").mkdir(exist_ok=True)
+        broken = models["binary"].parent / "other" / "nnUNetTrainer__nnUNetPlansCPU__3d_fullres"
+        (broken / "fold_0").mkdir(parents=True, exist_ok=True)
+        for name in ("plans.json", "dataset.json"):
+            (broken / name).write_bytes((models["binary"] / name).read_bytes())
+        model_args = ["--models", broken]
+        match = "checkpoint_final.pth: checkpoint not found"
+    elif case == "missing_modality":
+        src = tmp_path / "test"
+        for patient in test_dir.iterdir():
+            (src / patient.name).mkdir(parents=True)
+            for image in patient.iterdir():
+                if image.name != "P55_T1.nii.gz":
+                    (src / patient.name / image.name).symlink_to(image)
+        match = "T1"
+    else:
+        params = tmp_path / "tuned.json"
+        params.write_text(json.dumps({"params": {"rule": "madseg"}}))
+        model_args = ["--models", models["binary"], "--params", params]
+        match = "msl or dbl"
+    out = tmp_path / "out"
+    proc = run_cli("predict", "-i", src, "-o", out, *model_args, "--device", "cpu",
+                   "--workers", "0", env=tiny.env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mslesseg predict: error:") and match in last, proc.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
