@@ -56,7 +56,8 @@ def distance_labels(mask: np.ndarray, distance2: float = DEFAULT_DISTANCE2) -> n
     lesion = np.asarray(mask) != 0
     out = lesion.astype(np.uint8)
     if lesion.any() and not lesion.all():
-        squared = ndimage.distance_transform_edt(lesion) ** 2
+        # Squared distances between voxel centres are integers: round away sqrt's error.
+        squared = np.rint(ndimage.distance_transform_edt(lesion) ** 2)
         out[squared > distance2] = 2
     elif lesion.all():
         out[:] = 2  # no background voxel at all: every voxel is infinitely deep

@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tiny_nnunet import TinyNnunet
+from tiny_nnunet import TinyNnunet, nnunet_subprocess_env, run_tool, write_raw_dataset
 
 TRAINER = "nnUNetTrainer"
 PLANS = "nnUNetPlansCPU"
@@ -20,12 +20,24 @@ import json, sys, torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 torch.manual_seed(0)
 for model in sys.argv[1:]:
-    plans = json.load(open(f"{model}/plans.json"))
+    plans = {**json.load(open(f"{model}/plans.json")), "continue_training": False}
     dataset = json.load(open(f"{model}/dataset.json"))
     trainer = nnUNetTrainer(plans, "3d_fullres", 0, dataset, device=torch.device("cpu"))
     trainer.initialize()
     trainer.save_checkpoint(f"{model}/fold_0/checkpoint_final.pth")
 """
+
+
+def plan_tiny_datasets(root: Path) -> TinyNnunet:
+    """Raw binary/MSL/DBL tiny datasets; stock planning and preprocessing of the binary one."""
+    tiny = TinyNnunet(Path(root), nnunet_subprocess_env(Path(root)))
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        Path(tiny.env[var]).mkdir(parents=True, exist_ok=True)
+    for labelling in ("binary", "msl", "dbl"):
+        write_raw_dataset(tiny.raw_dir(labelling), labelling, seed=tiny.dataset_ids[labelling])
+    run_tool("nnUNetv2_plan_and_preprocess", "-d", str(tiny.dataset_ids["binary"]), "-c",
+             "3d_fullres", "-np", "1", "-npfp", "1", "--no_pbar", env=tiny.env)
+    return tiny
 
 
 def shrunk_plans(tiny: TinyNnunet, labelling: str = "binary") -> dict:
@@ -41,7 +53,8 @@ def make_models(tiny: TinyNnunet, labellings=("binary", "msl", "dbl")) -> dict[s
     each with a stock trainer's randomly initialised ``fold_0/checkpoint_final.pth`` and the
     dataset.json / plans.json nnU-Net keeps in model folders.
 
-    Plans do not depend on labels, so one planned dataset serves every labelling.
+    Plans do not depend on labels, so one planned and preprocessed dataset (the binary one,
+    whose preprocessed folder ``initialize()`` looks at) serves every labelling.
     """
     plans = shrunk_plans(tiny)
     models = {}

@@ -13,7 +13,7 @@ from medpy.metric.binary import hd95 as medpy_hd95
 
 from eval_helpers import blobs, write_mask
 from mslesseg_nnunet.evaluation.mslesseg_metrics import COLUMNS, score_case
-from mslesseg_nnunet.evaluation.pairing import find_masks
+from mslesseg_nnunet.evaluation.pairing import find_flair_images, find_masks
 
 SPACING = (0.7, 1.3, 2.9)
 
@@ -141,6 +141,12 @@ def test_find_masks_layouts(tmp_path):
     assert list(find_masks(tmp_path / "ms2")) == ["013"]
     write_mask(tmp_path / "flat" / "case_001.nii.gz", m)
     assert list(find_masks(tmp_path / "flat")) == ["case_001"]
+    # ids written by `mslesseg convert` map back to the datasets' own ids
+    for name in ("MSLesSeg_P01_T2", "MSLesSeg_P54", "MSSEG2_013"):
+        write_mask(tmp_path / "nnunet" / f"{name}.nii.gz", m)
+    assert list(find_masks(tmp_path / "nnunet")) == ["013", "P1_T2", "P54"]
+    write_mask(tmp_path / "imagesTs" / "MSLesSeg_P54_0000.nii.gz", m)
+    assert list(find_flair_images(tmp_path / "imagesTs")) == ["P54"]
 
 
 @pytest.fixture

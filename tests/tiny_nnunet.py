@@ -82,17 +82,17 @@ def run_tool(name: str, *args: str, env: dict, timeout: float = 600) -> subproce
     return proc
 
 
-def blob_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A (2, *SHAPE) float image and its binary lesion mask with one blob of each size."""
-    grid = np.indices(SHAPE).astype(np.float32)
-    centre = (np.array(SHAPE) - 1)[:, None, None, None] / 2
-    head = (((grid - centre) / (np.array(SHAPE)[:, None, None, None] * 0.45)) ** 2).sum(0) <= 1
-    mask = np.zeros(SHAPE, bool)
+def blob_case(rng: np.random.Generator, shape=SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """A (2, *shape) float image and its binary lesion mask with one blob of each size."""
+    grid = np.indices(shape).astype(np.float32)
+    centre = (np.array(shape) - 1)[:, None, None, None] / 2
+    head = (((grid - centre) / (np.array(shape)[:, None, None, None] * 0.45)) ** 2).sum(0) <= 1
+    mask = np.zeros(shape, bool)
     for radius in RADII:
-        c = rng.uniform(12, np.array(SHAPE) - 12)[:, None, None, None]
+        c = rng.uniform(12, np.array(shape) - 12)[:, None, None, None]
         mask |= ((grid - c) ** 2).sum(0) <= radius ** 2
     mask &= head
-    noise = rng.normal(0, 5, (2, *SHAPE)).astype(np.float32)
+    noise = rng.normal(0, 5, (2, *shape)).astype(np.float32)
     flair = head * 100.0 + mask * 80.0 + noise[0]
     t1 = head * 120.0 - mask * 40.0 + noise[1]
     return np.stack([flair, t1]), mask
@@ -113,14 +113,14 @@ def relabel(mask: np.ndarray, labelling: str) -> np.ndarray:
     raise ValueError(labelling)
 
 
-def write_raw_dataset(raw_dir: Path, labelling: str, seed: int = 0) -> None:
+def write_raw_dataset(raw_dir: Path, labelling: str, seed: int = 0, shape=SHAPE) -> None:
     """Write imagesTr/labelsTr/dataset.json of one tiny dataset (1 mm isotropic, RAS affine)."""
     (raw_dir / "imagesTr").mkdir(parents=True)
     (raw_dir / "labelsTr").mkdir()
     rng = np.random.default_rng(seed)
     affine = np.eye(4)
     for i in range(NUM_CASES):
-        image, mask = blob_case(rng)
+        image, mask = blob_case(rng, shape)
         case = f"tiny_{i:03d}"
         for c in range(image.shape[0]):
             nib.save(nib.Nifti1Image(image[c], affine), raw_dir / "imagesTr" / f"{case}_{c:04d}.nii.gz")
@@ -133,7 +133,7 @@ def write_raw_dataset(raw_dir: Path, labelling: str, seed: int = 0) -> None:
     (raw_dir / "dataset.json").write_text(json.dumps(dataset, indent=2))
 
 
-def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl")) -> TinyNnunet:
+def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl"), shape=SHAPE) -> TinyNnunet:
     """Raw datasets, stock planning (default + ResEnc-M) and preprocessing, and CPU plans."""
     root = Path(root)
     env = nnunet_subprocess_env(root)
@@ -142,7 +142,7 @@ def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl")) -> TinyNn
         Path(env[var]).mkdir(parents=True, exist_ok=True)
     ids = [str(tiny.dataset_ids[lab]) for lab in labellings]
     for lab in labellings:
-        write_raw_dataset(tiny.raw_dir(lab), lab, seed=tiny.dataset_ids[lab])
+        write_raw_dataset(tiny.raw_dir(lab), lab, seed=tiny.dataset_ids[lab], shape=shape)
     run_tool("nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-np", "1",
              "-npfp", "1", "--no_pbar", env=env)
     run_tool("nnUNetv2_plan_experiment", "-d", *ids, "-pl", "nnUNetPlannerResEncM", env=env)

@@ -7,8 +7,8 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="run the whole pipeline on synthetic scans on this machine (CPU, ~15 min)",
-        description="Write the demo recipe to WORKDIR/demo.toml (kept if it already exists, so "
-                    "a rerun resumes) and run it locally: synthetic data, conversion, MSL/DBL "
+        description="Write the demo recipe to WORKDIR/demo.toml and run it locally (a rerun "
+                    "skips the finished steps): synthetic data, conversion, MSL/DBL "
                     "relabelling, CPU plans, short trainings, tuning, test predictions, fused "
                     "ensemble, evaluation and an HTML report. Ends with `mean Dice: X.XXX`.")
     p.add_argument("--workdir", type=Path, default=Path("mslesseg_demo"),

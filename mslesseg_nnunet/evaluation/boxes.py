@@ -5,15 +5,19 @@ import numpy as np
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box (tuple of slices) holding every non-zero voxel, or None if empty."""
-    slices = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        if hits.size == 0:
-            return None
-        slices.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(slices)
+    """Smallest box (tuple of slices) holding every non-zero voxel of a 3D mask, or None.
+
+    One full pass (a projection along the last axis); the last axis is then
+    searched only inside the box found for the first two.
+    """
+    plane = mask.any(axis=2)
+    rows = np.flatnonzero(plane.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(plane.any(axis=0))
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    depth = np.flatnonzero(mask[box].any(axis=(0, 1)))
+    return (*box, slice(int(depth[0]), int(depth[-1]) + 1))
 
 
 def crop_to_union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

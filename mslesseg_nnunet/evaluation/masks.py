@@ -29,9 +29,9 @@ def read_mask(path: Path) -> tuple[np.ndarray, nib.Nifti1Header]:
     else:
         bad = bool(np.any((data != 0) & (data != 1)))
     if bad:
-        values = np.unique(data)[:6]
-        raise UserError(f"{path}: not a binary mask (values {', '.join(map(str, values))}"
-                        f"{', ...' if np.unique(data).size > 6 else ''}; expected 0 and 1)")
+        values = np.unique(data)
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
+        raise UserError(f"{path}: not a binary mask (values {shown}; expected 0 and 1)")
     return data != 0, vol.header
 
 

@@ -2,7 +2,10 @@
 
 Recognised layouts (the case id each file gets):
 
-- nnU-Net, flat: ``{case}.nii.gz`` directly in the folder -> ``case``;
+- nnU-Net, flat: ``{case}.nii.gz`` directly in the folder -> ``case``, with
+  the converter's ids mapped back to the source ids (``MSLesSeg_P01_T1`` ->
+  ``P1_T1``, ``MSLesSeg_P54`` -> ``P54``, ``MSSEG2_013`` -> ``013``), so an
+  nnU-Net folder can be scored against a dataset in its own layout;
 - MSLesSeg: ``.../P54/P54_MASK.nii.gz`` -> ``P54`` and
   ``.../P1/T1/P1_T1_MASK.nii.gz`` -> ``P1_T1`` (at any depth, so the dataset's
   ``test/`` or ``train/`` folder, or its top folder, can be given);
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mslesseg_nnunet.dataset_conversion.layouts import MSLESSEG_PREFIX, MSSEG2_PREFIX
 from mslesseg_nnunet.errors import UserError
 
 NIFTI = ".nii.gz"
@@ -24,6 +28,19 @@ MSLESSEG_MASK = re.compile(r"^(P\d+(?:_T\d+)?)_MASK\.nii\.gz$")
 MSSEG2_REFERENCE = "ground_truth.nii.gz"
 MSSEG2_NOT_A_MASK = re.compile(r"^(flair_time\d+.*|ground_truth_expert\d+.*)\.nii\.gz$")
 MSLESSEG_IMAGE = re.compile(r"^P\d+(?:_T\d+)?_(FLAIR|T1|T2)\.nii\.gz$")
+
+
+NNUNET_MSLESSEG_ID = re.compile(rf"^{MSLESSEG_PREFIX}_P0*(\d+)(_T\d+)?$")
+NNUNET_MSSEG2_ID = re.compile(rf"^{MSSEG2_PREFIX}_(.+)$")
+
+
+def source_case_id(case: str) -> str:
+    """The dataset's own id of an nnU-Net case id written by ``mslesseg convert``."""
+    match = NNUNET_MSLESSEG_ID.match(case)
+    if match:
+        return f"P{int(match.group(1))}{match.group(2) or ''}"
+    match = NNUNET_MSSEG2_ID.match(case)
+    return match.group(1) if match else case
 
 
 def _case_of(rel: Path) -> str | None:
@@ -35,7 +52,7 @@ def _case_of(rel: Path) -> str | None:
     if match:
         return match.group(1)
     if len(rel.parts) == 1:
-        return name[: -len(NIFTI)]
+        return source_case_id(name[: -len(NIFTI)])
     if name == MSSEG2_REFERENCE:
         return rel.parent.name
     if (len(rel.parts) == 2 and not MSSEG2_NOT_A_MASK.match(name)
@@ -91,7 +108,7 @@ def find_flair_images(root: Path) -> dict[str, Path]:
         for pattern in FLAIR_PATTERNS:
             match = pattern.match(path.name)
             if match:
-                found.setdefault(match.group("case"), path)
+                found.setdefault(source_case_id(match.group("case")), path)
                 break
     return found
 

@@ -15,13 +15,17 @@ from mslesseg_nnunet.experiment.schema import load_experiment
 
 
 def write_demo_file(workdir: Path) -> Path:
-    """``workdir/demo.toml`` (written once; an existing one is reused, so reruns resume)."""
+    """``workdir/demo.toml`` holding the current demo recipe.
+
+    A rerun finds the finished steps of an earlier run in ``workdir`` and skips them;
+    edit a copy and use ``mslesseg run`` to try other settings.
+    """
     path = Path(workdir).resolve() / "demo.toml"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--workdir: cannot create {path.parent} ({exc.strerror})") from None
-    if not path.exists():
+    if not path.exists() or path.read_text() != DEMO:
         with atomic_file(path) as tmp:
             tmp.write_text(DEMO)
     return path

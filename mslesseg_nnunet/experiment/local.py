@@ -6,7 +6,9 @@ steps still run; the run ends with a summary and exit code 1 if anything failed.
 """
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 import time
 
@@ -15,6 +17,22 @@ from mslesseg_nnunet.experiment.schema import Experiment
 from mslesseg_nnunet.experiment.state import (
     DONE, FAILED, StateFile, log_tail, prepare_step, scripts_for, steps_to_run, wrapper_lines,
 )
+
+
+def _launch(folder) -> int:
+    """Run the step wrapper in its own process group; on Ctrl-C/SIGTERM stop the whole group."""
+    wrapper = "\n".join(wrapper_lines(shlex.quote(str(folder))))
+    proc = subprocess.Popen(["bash", "-c", wrapper], start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _say(message: str):
@@ -29,6 +47,7 @@ def run_local(exp: Experiment, graph: Graph) -> int:
     state.forget_removed(graph)
     _say(f"{exp.name}: {len(graph)} steps, {len(graph) - len(todo)} already finished, "
          f"{len(todo)} to run (logs in {exp.workdir / 'steps'})")
+    signal.signal(signal.SIGTERM, _interrupt)
     failed: list[str] = []
     blocked: set[str] = set()
     start = time.monotonic()
@@ -42,8 +61,7 @@ def run_local(exp: Experiment, graph: Graph) -> int:
         _say(f"{prefix}: {' '.join(step.argv[:3])} ...")
         t0 = time.monotonic()
         folder = prepare_step(exp, step, scripts[step.id])
-        wrapper = "\n".join(wrapper_lines(shlex.quote(str(folder))))
-        code = subprocess.run(["bash", "-c", wrapper]).returncode
+        code = _launch(folder)
         seconds = time.monotonic() - t0
         missing = [str(p) for p in step.outputs if not p.exists()]
         if code == 0 and not missing:

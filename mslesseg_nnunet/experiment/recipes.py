@@ -159,11 +159,13 @@ name = "demo"
 workdir = "work"
 nnunet_root = "nnunet"             # keeps the demo's datasets apart from yours
 
-[env]
+[env]                              # for every step; [env.<step kind>] for one kind only
+nnUNet_compile = "false"
+
+[env.train]
 MSLESSEG_SHORT_EPOCHS = "8"
 MSLESSEG_SHORT_ITERS = "20"
-nnUNet_n_proc_DA = "0"
-nnUNet_compile = "false"
+nnUNet_n_proc_DA = "0"             # augment in the training process: no worker start-up cost
 
 [source]
 kind = "synthetic-mslesseg"

@@ -129,7 +129,7 @@ class Experiment:
     name: str
     workdir: Path
     nnunet_root: Path | None
-    env: dict
+    env: dict  # {None: for every step, kind: for steps of that kind}
     source: Source | None
     labellings: tuple[Labelling, ...]
     training: Training | None
@@ -142,6 +142,10 @@ class Experiment:
     def nnunet_dirs(self) -> dict[str, str]:
         """nnUNet_raw/preprocessed/results and nnUNet_extTrainer for every step."""
         return nnunet_dirs(self.nnunet_root)
+
+    def step_env(self, kind: str) -> dict[str, str]:
+        """Environment of a step of ``kind``: nnU-Net folders, ``[env]``, ``[env.<kind>]``."""
+        return {**self.nnunet_dirs(), **self.env.get(None, {}), **self.env.get(kind, {})}
 
 
 def nnunet_dirs(nnunet_root: Path | None) -> dict[str, str]:
@@ -195,17 +199,14 @@ def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experi
     env = _env(top.sub("env", {}))
 
     raw = Path(nnunet_dirs(nnunet_root)["nnUNet_raw"])
-    source = _source(top.sub("source"), base, workdir, raw, check_paths) if "source" in data \
-        else top.get("source", dict, None)
+    source = _section(top, "source", _source, base, workdir, raw, check_paths)
     labellings = _labellings(top, source, file)
-    training = _training(top.sub("training")) if "training" in data else top.get("training", dict, None)
+    training = _section(top, "training", _training)
     if training is not None and source is None:
         top.fail("[training]", "needs a [source] section")
-    tuning = _tuning(top.sub("tuning"), training) if "tuning" in data else top.get("tuning", dict, None)
-    ensemble = _ensemble(top.sub("ensemble"), training, labellings) if "ensemble" in data \
-        else top.get("ensemble", dict, None)
-    test = _test(top.sub("test"), source, base, workdir, raw, training, check_paths) if "test" in data \
-        else top.get("test", dict, None)
+    tuning = _section(top, "tuning", _tuning, training)
+    ensemble = _section(top, "ensemble", _ensemble, training, labellings)
+    test = _section(top, "test", _test, source, base, workdir, raw, training, check_paths)
     resources = _resources(top.sub("resources", {}))
     custom = _custom_steps(top, file)
     top.finish()
@@ -213,11 +214,22 @@ def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experi
                       tuning, ensemble, test, resources, custom)
 
 
+def _section(top: Table, key: str, parse, *args):
+    """``parse(table, *args)`` for the optional section ``[key]``; None when it is absent."""
+    return parse(top.sub(key), *args) if key in top.data else None
+
+
 def _env(table: Table) -> dict:
-    env = {}
-    for key in table.data:
-        value = table.get(key, (str, int, float))
-        env[key] = str(value)
+    """``{None: global variables, kind: variables for that step kind only}``."""
+    env: dict = {None: {}}
+    for key, value in table.data.items():
+        if isinstance(value, dict):
+            if key not in STEP_KINDS:
+                table.fail(key, f"unknown step kind (known: {', '.join(STEP_KINDS)})")
+            sub = table.sub(key)
+            env[key] = {k: str(sub.get(k, (str, int, float))) for k in sub.data}
+        else:
+            env[None][key] = str(table.get(key, (str, int, float)))
     return env
 
 

@@ -168,6 +168,8 @@ def step_states(exp: Experiment, graph: Graph, state: StateFile) -> dict[str, tu
         elif job and current:
             final = accounting.get(job) or accounting.get(job.split("_")[0])
             result[step.id] = _gone_job_state(job, final, marker.started)
+        elif marker.started and current:
+            result[step.id] = (RUNNING, "started, no exit code yet (running here, or interrupted)")
         else:
             result[step.id] = (NOT_RUN, "")
     return result

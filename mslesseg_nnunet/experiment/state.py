@@ -32,7 +32,7 @@ def step_dir(exp: Experiment, step_id: str) -> Path:
 
 def command_script(exp: Experiment, step: Step) -> str:
     """The ``command.sh`` text of ``step``: environment, clean-up, then the command."""
-    env = {**exp.nnunet_dirs(), **exp.env}
+    env = exp.step_env(step.kind)
     bin_dir = str(Path(sys.executable).parent)
     lines = [
         "#!/usr/bin/env bash",

@@ -12,8 +12,10 @@ positions, every chunk is scanned at once (a loop over the positions of ONE
 chunk, vectorised over all chunks), the chunk end states are combined by the
 same scan applied recursively to the much shorter sequence of chunks, and the
 carried-in states are added back with the cumulative decays. The work is
-linear in the sequence length, only multiplications of decays <= 1 are
-involved (no division, no exponent overflow), and autograd differentiates it.
+linear in the sequence length and only multiplications of decays <= 1 are
+involved (no division, no exponent overflow). Its gradient is the same scan
+run backwards in time (a custom autograd function), so no per-position graph
+is stored.
 :func:`selective_scan_sequential` is the naive one-position-at-a-time
 reference used by the tests and the benchmark.
 """
@@ -50,6 +52,10 @@ def _readout(states, u, C, D, z):
 def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
     """All states of ``h[t] = decay[t] * h[t-1] + drive[t]`` with ``h[-1] = 0``.
 
+    Differentiable: the backward pass is the same chunked scan run in reverse
+    (``dL/dh`` obeys ``g[t] = dL/dh[t] + decay[t+1] * g[t+1]``), so only
+    ``decay`` and the states are kept for it.
+
     Parameters
     ----------
     decay, drive : torch.Tensor
@@ -64,9 +70,35 @@ def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_C
     """
     if chunk < 2:
         raise ValueError(f"chunk must be >= 2, got {chunk}")
+    if torch.is_grad_enabled() and (decay.requires_grad or drive.requires_grad):
+        return _LinearScan.apply(decay, drive, chunk)
+    return _chunked_scan(decay, drive, chunk)
+
+
+class _LinearScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, decay, drive, chunk):
+        states = _chunked_scan(decay, drive, chunk)
+        ctx.save_for_backward(decay, states)
+        ctx.chunk = chunk
+        return states
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_states):
+        decay, states = ctx.saved_tensors
+        # reversed time: position s pairs with t = L-1-s and is decayed by decay[t+1]
+        reversed_decay = F.pad(decay.flip(1)[:, :-1], (0, 0) * (decay.dim() - 2) + (1, 0), value=1.0)
+        grad_drive = _chunked_scan(reversed_decay, grad_states.flip(1), ctx.chunk).flip(1)
+        previous = F.pad(states[:, :-1], (0, 0) * (states.dim() - 2) + (1, 0))
+        return grad_drive * previous, grad_drive, None
+
+
+def _chunked_scan(decay, drive, chunk):
+    """Forward chunked scan (no autograd graph needed): chunks, then the recursive carry."""
     batch, length, *rest = drive.shape
     if length <= chunk:
-        return _scan_positions(decay, drive)
+        return _scan_positions(decay, drive)[0]
     n_chunks = -(-length // chunk)
     pad = n_chunks * chunk - length
     if pad:
@@ -75,28 +107,24 @@ def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_C
         drive = F.pad(drive, pad_spec, value=0.0)
     decay = decay.reshape(batch * n_chunks, chunk, *rest)
     drive = drive.reshape(batch * n_chunks, chunk, *rest)
-    local = _scan_positions(decay, drive)
-    cum_decay = torch.cumprod(decay, dim=1)
-    ends = linear_scan(cum_decay[:, -1].reshape(batch, n_chunks, *rest),
-                       local[:, -1].reshape(batch, n_chunks, *rest), chunk)
-    carried = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], dim=1)
-    states = local + cum_decay * carried.reshape(batch * n_chunks, 1, *rest)
+    states, cum_decay = _scan_positions(decay, drive)
+    ends = _chunked_scan(cum_decay[:, -1].reshape(batch, n_chunks, *rest),
+                         states[:, -1].reshape(batch, n_chunks, *rest), chunk)
+    carried = F.pad(ends[:, :-1], (0, 0) * len(rest) + (1, 0)).reshape(batch * n_chunks, 1, *rest)
+    states.addcmul_(cum_decay, carried)
     return states.reshape(batch, n_chunks * chunk, *rest)[:, :length]
 
 
 def _scan_positions(decay, drive):
-    """Scan along dim 1 one position at a time (used on short axes only).
-
-    ``unbind`` (not per-position indexing) keeps the backward pass to one
-    ``stack`` instead of one full-size zero tensor per position.
-    """
-    decays, drives = decay.unbind(1), drive.unbind(1)
-    state = drives[0]
-    states = [state]
-    for a, b in zip(decays[1:], drives[1:]):
-        state = torch.addcmul(b, a, state)
-        states.append(state)
-    return torch.stack(states, dim=1)
+    """Scan along dim 1 one position at a time (short axes only); also return the cumulative decays."""
+    states = torch.empty_like(drive)
+    cum_decay = torch.empty_like(decay)
+    states[:, 0] = drive[:, 0]
+    cum_decay[:, 0] = decay[:, 0]
+    for t in range(1, drive.shape[1]):
+        torch.addcmul(drive[:, t], decay[:, t], states[:, t - 1], out=states[:, t])
+        torch.mul(cum_decay[:, t - 1], decay[:, t], out=cum_decay[:, t])
+    return states, cum_decay
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from mslesseg_nnunet.components import component_sizes, label_components
 from mslesseg_nnunet.synth.anatomy import template
 from mslesseg_nnunet.synth.grids import MNI_SHAPE
 from mslesseg_nnunet.synth.regions import SITE_WEIGHTS, regions
@@ -135,8 +136,8 @@ def new_lesion(rng: np.random.Generator, volume_mm3: float, labelled: bool = Tru
 
 
 def lesion_count_for_load(rng: np.random.Generator, load_mm3: float) -> int:
-    """Number of lesions for a lesion load (3 for ~800 mm3, ~25 for ~70,000 mm3)."""
-    return max(1, int(rng.poisson(max(1.5 + 12.0 * np.log10(max(load_mm3, 600.0) / 600.0), 1.0))))
+    """Number of lesions for a lesion load (~3 for 700 mm3, ~33 for 70,000 mm3)."""
+    return max(1, int(rng.poisson(2.0 + 15.0 * np.log10(max(load_mm3, 600.0) / 600.0))))
 
 
 def patient_lesions(rng: np.random.Generator, load_mm3: float) -> list[Lesion]:
@@ -204,14 +205,14 @@ def _blob_box(blob: Blob, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _render_one(lesion: Lesion) -> tuple[tuple, np.ndarray]:
-    """Fraction map of one lesion inside its bounding box: (box slices, fraction)."""
+def _render_one(lesion: Lesion) -> tuple:
+    """One lesion inside its bounding box: (box slices, mask fraction, intensity signal)."""
     radii = [b.radii * lesion.scale for b in lesion.blobs]
     boxes = [_blob_box(b, r) for b, r in zip(lesion.blobs, radii)]
     lo = np.min([b[0] for b in boxes], axis=0)
     hi = np.max([b[1] for b in boxes], axis=0)
     if np.any(hi <= lo):
-        return None, None
+        return None, None, None
     level = np.full(tuple(hi - lo), np.inf, dtype=np.float32)
     for blob, r, (blo, bhi) in zip(lesion.blobs, radii, boxes):
         if np.any(bhi <= blo):
@@ -231,8 +232,29 @@ def _render_one(lesion: Lesion) -> tuple[tuple, np.ndarray]:
                                   indexing="ij"))
     r_typ = float(np.mean([np.exp(np.log(r).mean()) for r in radii]))
     level += 0.22 * _irregularity(lesion.shape_seed, points, max(2.5, 1.5 * r_typ))
-    fraction = np.clip(0.5 + (1.0 - level) * r_typ, 0.0, 1.0)
-    return box, fraction * _allowed_tissue(lesion.site, box)
+    tissue = _allowed_tissue(lesion.site, box)
+    # Both maps cross 0.5 on the same surface (level 1): the mask edge is ~1 mm wide,
+    # the signal fades over ~2.5 mm and is patchy inside.
+    inside = (1.0 - level) * r_typ
+    fraction = np.clip(0.5 + inside, 0.0, 1.0) * tissue
+    patchy = 0.85 + 0.15 * _irregularity(lesion.shape_seed + 1, points, 3.0)
+    signal = np.clip(0.5 + inside / 2.5, 0.0, 1.0) * tissue * np.where(inside > 0, patchy, 1.0)
+    specks = _specks(fraction)
+    if specks is not None:
+        fraction[specks] = np.minimum(fraction[specks], 0.45)
+        signal[specks] = np.minimum(signal[specks], 0.45)
+    return box, fraction, signal
+
+
+def _specks(fraction: np.ndarray, min_voxels: int = 4) -> np.ndarray | None:
+    """Detached specks of ``fraction >= 0.5`` (< ``min_voxels``, not the main part), or None."""
+    labels, n = label_components(fraction >= 0.5, connectivity=6)
+    if n <= 1:
+        return None
+    sizes = component_sizes(labels, n)
+    specks = np.flatnonzero(sizes < min_voxels) + 1
+    specks = specks[specks != np.argmax(sizes) + 1]
+    return np.isin(labels, specks) if specks.size else None
 
 
 def render(lesions: list[Lesion]) -> LesionMaps:
@@ -245,13 +267,13 @@ def render(lesions: list[Lesion]) -> LesionMaps:
     fraction = np.zeros(MNI_SHAPE, dtype=np.float32)
     delta = {m: np.zeros(MNI_SHAPE, dtype=np.float32) for m in MODALITIES}
     for lesion in lesions:
-        box, frac = _render_one(lesion)
+        box, frac, signal = _render_one(lesion)
         if box is None:
             continue
         if lesion.labelled:
             np.maximum(fraction[box], frac, out=fraction[box])
         for m in MODALITIES:
-            change = frac * np.float32(lesion.contrast[m] - 1.0)
+            change = signal * np.float32(lesion.contrast[m] - 1.0)
             combine = np.maximum if lesion.contrast[m] >= 1.0 else np.minimum
             combine(delta[m][box], change, out=delta[m][box])
     return LesionMaps(fraction=fraction, delta=delta)

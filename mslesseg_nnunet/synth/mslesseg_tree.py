@@ -28,13 +28,13 @@ from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
 from mslesseg_nnunet.synth.patients import (lesion_history, patient_warp, rigid, rng_for,
                                             scanner_history)
 from mslesseg_nnunet.synth.scan import Sampler, render_modality, support
-from mslesseg_nnunet.synth.scanners import slice_thickness
+from mslesseg_nnunet.synth.scanners import CATALOGUE, slice_thickness
 
 #: Share of patients with 1, 2, 3, 4 timepoints (the release: 53 patients, 93 scans).
 TIMEPOINT_WEIGHTS = (0.5, 0.25, 0.15, 0.1)
 #: Smallest lesion load of a scan (mm3); the real minimum is 744.
 MIN_LOAD_MM3 = 600.0
-_SCAN, _EXTRA = 11, 12
+_SCAN, _EXTRA, _PROTOCOL = 11, 12, 13
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,10 @@ def make_scan(job: ScanJob) -> ScanRecord:
     labelled = history[job.timepoint - 1]
     maps, mask = _lesion_mask(labelled + mimic_list, sampler, brain, grid,
                               rng_for(job.seed, _EXTRA, job.patient, job.timepoint))
-    contrasts = {m: sample_contrast(rng, m, scanner.intensity_scale, slice_thickness(rng, m))
+    # The slice thickness is the protocol's: fixed per patient and scanner.
+    protocol = rng_for(job.seed, _PROTOCOL, job.patient, CATALOGUE.index(scanner))
+    thickness = {m: slice_thickness(protocol, m) for m in MODALITIES}
+    contrasts = {m: sample_contrast(rng, m, scanner.intensity_scale, thickness[m])
                  for m in MODALITIES}
     texture = texture_field(grid, rng)
     paths = job.paths()

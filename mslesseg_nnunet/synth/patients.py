@@ -21,7 +21,7 @@ def rng_for(seed: int, purpose: int, *keys: int) -> np.random.Generator:
 
 
 def lesion_history(seed: int, patient: int, n_timepoints: int,
-                   load_range: tuple[float, float] = (900.0, 80000.0)) -> tuple[list, list]:
+                   load_range: tuple[float, float] = (900.0, 100000.0)) -> tuple[list, list]:
     """Lesions at each timepoint (list of lists) and the patient's unlabelled mimics."""
     rng = rng_for(seed, _LESIONS, patient)
     load = float(np.exp(rng.uniform(*np.log(load_range))))
