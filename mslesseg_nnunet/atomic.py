@@ -15,6 +15,12 @@ from typing import Iterator
 from mslesseg_nnunet.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_can_write(path: Path, overwrite: bool) -> None:
     """Raise UserError if ``path`` exists (and is not empty) without ``overwrite``,
     or if its parent folder cannot be created or written."""
@@ -45,6 +51,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + path.name, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -62,6 +69,7 @@ def atomic_dir(path: Path, overwrite: bool = False) -> Iterator[Path]:
     path = Path(path)
     check_can_write(path, overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
         yield tmp
         if path.exists():

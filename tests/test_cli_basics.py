@@ -16,7 +16,7 @@ def test_env_prints_exports_and_keeps_existing(run_cli, tmp_path):
     proc = run_cli("env", "--root", tmp_path / "root", env={"nnUNet_raw": "/already/set"})
     lines = dict(line.removeprefix("export ").split("=", 1) for line in proc.stdout.splitlines())
     assert lines["nnUNet_raw"] == "/already/set"
-    assert lines["nnUNet_results"] == str((tmp_path / "root").resolve() / "nnUNet_results")
+    assert lines["nnUNet_results"] == str(tmp_path / "nnunet" / "nnUNet_results")  # set by run_cli
     trainers = lines["nnUNet_extTrainer"].split(os.pathsep)[0]
     assert os.path.isfile(os.path.join(trainers, "__init__.py"))
 

@@ -24,15 +24,16 @@ def read_mask(path: Path) -> tuple[np.ndarray, nib.Nifti1Header]:
     data = vol.data
     if data.dtype == np.bool_:
         return data, vol.header
+    mask = data != 0
     if np.issubdtype(data.dtype, np.unsignedinteger):
         bad = int(data.max(initial=0)) > 1
-    else:
-        bad = bool(np.any((data != 0) & (data != 1)))
+    else:  # every non-zero value must be exactly 1
+        bad = np.count_nonzero(mask) != np.count_nonzero(data == 1)
     if bad:
         values = np.unique(data)
         shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
         raise UserError(f"{path}: not a binary mask (values {shown}; expected 0 and 1)")
-    return data != 0, vol.header
+    return mask, vol.header
 
 
 def grid(header: nib.Nifti1Header) -> dict:

@@ -21,7 +21,9 @@ Rules, as in ``animaSegPerfCAnalyzer.cxx``:
   larger component first (Anima's ``std::sort`` leaves their order unspecified).
 - SensL: reference lesions tested against the prediction; PPVL: predicted
   lesions tested against the reference (0 when no predicted lesion is kept);
-  F1 = 2 PPVL SensL / (PPVL + SensL), 0 when that sum is not above 0.
+  F1 = 2 PPVL SensL / (PPVL + SensL), 0 when that sum is not above 0 (also
+  when SensL is NaN because a non-empty reference has no lesion above the
+  size limit).
 
 Empty reference (no lesion voxel): Dice, F1, PPVL and SensL are undefined
 (NaN), and ``fp_lesions`` / ``fp_volume_mm3`` report the kept predicted

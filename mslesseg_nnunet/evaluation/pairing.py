@@ -28,8 +28,6 @@ MSLESSEG_MASK = re.compile(r"^(P\d+(?:_T\d+)?)_MASK\.nii\.gz$")
 MSSEG2_REFERENCE = "ground_truth.nii.gz"
 MSSEG2_NOT_A_MASK = re.compile(r"^(flair_time\d+.*|ground_truth_expert\d+.*)\.nii\.gz$")
 MSLESSEG_IMAGE = re.compile(r"^P\d+(?:_T\d+)?_(FLAIR|T1|T2)\.nii\.gz$")
-
-
 NNUNET_MSLESSEG_ID = re.compile(rf"^{MSLESSEG_PREFIX}_P0*(\d+)(_T\d+)?$")
 NNUNET_MSSEG2_ID = re.compile(rf"^{MSSEG2_PREFIX}_(.+)$")
 

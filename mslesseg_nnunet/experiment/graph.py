@@ -229,72 +229,76 @@ def _train_ids(exp: Experiment, lab: Labelling, model: Model) -> tuple[str, ...]
     return tuple(f"train.{lab.key}.{model.key}.fold{f}" for f in exp.training.folds)
 
 
+def _tune_step(exp: Experiment, paths: _Paths, members) -> Step:
+    model_dirs = [str(paths.model_dir(lab, m)) for lab in exp.labellings for m in members]
+    deps = [s for lab in exp.labellings for m in members for s in _train_ids(exp, lab, m)]
+    out, tuning = paths.work / "tune", exp.tuning
+    argv = ["mslesseg", "tune", "--models", *model_dirs, "--folds", *map(str, exp.training.folds),
+            "--protocol", tuning.protocol, "-o", str(out / "tuned.json"),
+            "--table", str(out / "table.csv")]
+    for key, values in tuning.grid.items():
+        argv += [f"--{key.replace('_', '-')}", *map(str, values)]
+    if tuning.size_unit:
+        argv += ["--size-unit", tuning.size_unit]
+    if tuning.connectivity:
+        argv += ["--connectivity", str(tuning.connectivity)]
+    return Step("tune", "tune", tuple(argv), tuple(deps), outputs=(out / "tuned.json",), clean=(out,))
+
+
+def _predict_argv(exp: Experiment, out: Path, model_dirs, extra=()) -> tuple[str, ...]:
+    t = exp.training
+    argv = ["mslesseg", "predict", "-i", str(exp.test.input), "-o", str(out), "--models",
+            *map(str, model_dirs), "--folds", *map(str, t.folds), "--device", t.device,
+            "--overwrite", *extra]
+    return tuple(argv + ([] if exp.test.tta else ["--disable-tta"]))
+
+
 def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
-    t, ens, steps = exp.training, exp.ensemble, []
-    folds = tuple(map(str, t.folds))
+    """Tuning, test predictions of every model and of the ensemble, evaluation, report."""
+    t, ens = exp.training, exp.ensemble
     members = ens.members if ens is not None else t.models
-    if exp.tuning is not None:
-        model_dirs, deps = [], []
-        for lab in exp.labellings:
-            for model in members:
-                model_dirs.append(str(paths.model_dir(lab, model)))
-                deps += _train_ids(exp, lab, model)
-        out = paths.work / "tune"
-        argv = ["mslesseg", "tune", "--models", *model_dirs, "--folds", *folds,
-                "--protocol", exp.tuning.protocol, "-o", str(out / "tuned.json"),
-                "--table", str(out / "table.csv")]
-        for key, values in exp.tuning.grid.items():
-            argv += [f"--{key.replace('_', '-')}", *map(str, values)]
-        if exp.tuning.size_unit:
-            argv += ["--size-unit", exp.tuning.size_unit]
-        if exp.tuning.connectivity:
-            argv += ["--connectivity", str(exp.tuning.connectivity)]
-        steps.append(Step("tune", "tune", tuple(argv), tuple(deps), outputs=(out / "tuned.json",),
-                          clean=(out,)))
+    steps = [_tune_step(exp, paths, members)] if exp.tuning is not None else []
     if exp.test is None:
         return steps
-    test = exp.test
-    predictions = {}
+    evaluated = {}
     for lab in exp.labellings:
         for model in t.models:
-            out = paths.prediction(lab, model)
-            step_id = f"predict.{lab.key}.{model.key}"
-            steps.append(Step(step_id, "predict", (
-                "mslesseg", "predict", "-i", str(test.input), "-o", str(out),
-                "--models", str(paths.model_dir(lab, model)), "--folds", *folds,
-                "--device", t.device, "--save-probabilities", "--overwrite"),
-                _train_ids(exp, lab, model), outputs=(out,), array="predict"))
-            predictions[(lab.key, model.key)] = (step_id, out)
-    evaluated = {f"{lab.key}.{model.key}": predictions[(lab.key, model.key)]
-                 for lab in exp.labellings for model in t.models}
-    final = None
+            name, out = f"{lab.key}.{model.key}", paths.prediction(lab, model)
+            steps.append(Step(f"predict.{name}", "predict",
+                              _predict_argv(exp, out, [paths.model_dir(lab, model)]),
+                              _train_ids(exp, lab, model), outputs=(out,), array="predict"))
+            evaluated[name] = (f"predict.{name}", out)
     if ens is not None:
         out = paths.work / "ensemble"
-        models = [str(paths.model_dir(lab, m)) for lab in exp.labellings for m in ens.members]
-        argv = ["mslesseg", "predict", "-i", str(test.input), "-o", str(out), "--models", *models,
-                "--folds", *folds, "--device", t.device, "--save-probabilities", "--overwrite"]
         deps = [s for lab in exp.labellings for m in ens.members for s in _train_ids(exp, lab, m)]
+        extra = ["--save-probabilities"]
         if exp.tuning is not None:
-            argv += ["--params", str(paths.work / "tune" / "tuned.json")]
+            extra += ["--params", str(paths.work / "tune" / "tuned.json")]
             deps.append("tune")
-        steps.append(Step("ensemble", "ensemble", tuple(argv), tuple(deps), outputs=(out,)))
-        evaluated["ensemble"] = final = ("ensemble", out)
-    if test.gt is None:
-        return steps
-    for name, (pred_step, pred) in evaluated.items():
-        out = paths.work / "evaluation" / name
-        steps.append(Step(f"evaluate.{name}", "evaluate", (
-            "mslesseg", "evaluate", str(pred), str(test.gt), "--protocol", test.protocol,
-            "--output", str(out / "metrics.csv"), "--summary", str(out / "summary.json")),
-            (pred_step,), outputs=(out / "summary.json",), clean=(out,),
-            array=None if name == "ensemble" else "evaluate"))
-    if test.report:
-        pred_step, pred = final or next(iter(evaluated.values()))
-        out = paths.work / "report"
-        steps.append(Step("report", "report", (
-            "mslesseg", "report", "--images", str(test.input), "--pred", str(pred),
-            "--gt", str(test.gt), "-o", str(out)), (pred_step,), outputs=(out,), clean=(out,)))
+        model_dirs = [paths.model_dir(lab, m) for lab in exp.labellings for m in ens.members]
+        steps.append(Step("ensemble", "ensemble", _predict_argv(exp, out, model_dirs, extra),
+                          tuple(deps), outputs=(out,)))
+        evaluated["ensemble"] = ("ensemble", out)
+    if exp.test.gt is not None:
+        steps += [_evaluate_step(exp, paths, name, *pred) for name, pred in evaluated.items()]
+    if exp.test.report:
+        steps.append(_report_step(exp, paths, *evaluated.get("ensemble", next(iter(evaluated.values())))))
     return steps
+
+
+def _evaluate_step(exp: Experiment, paths: _Paths, name: str, pred_step: str, pred: Path) -> Step:
+    out = paths.work / "evaluation" / name
+    argv = ("mslesseg", "evaluate", str(pred), str(exp.test.gt), "--protocol", exp.test.protocol,
+            "--output", str(out / "metrics.csv"), "--summary", str(out / "summary.json"))
+    return Step(f"evaluate.{name}", "evaluate", argv, (pred_step,), outputs=(out / "summary.json",),
+                clean=(out,), array=None if name == "ensemble" else "evaluate")
+
+
+def _report_step(exp: Experiment, paths: _Paths, pred_step: str, pred: Path) -> Step:
+    out = paths.work / "report"
+    argv = ("mslesseg", "report", "--images", str(exp.test.input), "--pred", str(pred),
+            "--gt", str(exp.test.gt), "-o", str(out))
+    return Step("report", "report", argv, (pred_step,), outputs=(out / "index.html",), clean=(out,))
 
 
 def _custom_steps(exp: Experiment) -> list[Step]:

@@ -110,6 +110,7 @@ class TestSet:
     gt: Path | None
     protocol: str
     report: bool
+    tta: bool = True
 
 
 @dataclass(frozen=True)
@@ -455,8 +456,9 @@ def _test(t: Table, source: Source | None, base: Path, workdir: Path, raw: Path,
     report = t.get("report", bool, gt is not None)
     if report and gt is None:
         t.fail("report", "needs ground truth (set gt)")
+    tta = t.get("tta", bool, True)
     t.finish()
-    return TestSet(test_input, gt, protocol, report)
+    return TestSet(test_input, gt, protocol, report, tta)
 
 
 def _resources(t: Table) -> dict:

@@ -85,8 +85,9 @@ def acquire(image: np.ndarray, grid: Grid, contrast: Contrast, rng: np.random.Ge
     spacing = grid.spacing
     image = image * np.exp(np.float32(contrast.bias_strength)
                            * smooth_field(grid, rng, (120.0, 400.0), 4))
-    # Blur to the acquired resolution: in-plane ~1 mm, through-plane the slice thickness.
-    fwhm = np.array([1.0, 1.0, contrast.slice_thickness])
+    # Blur to the acquired resolution (in-plane ~1 mm, through-plane the slice thickness)
+    # plus the smoothing of the resampling to the template (~1 mm).
+    fwhm = np.hypot(np.array([1.0, 1.0, contrast.slice_thickness]), 1.0)
     sigma = np.sqrt(np.maximum(fwhm ** 2 - spacing ** 2, 0.0)) / 2.355 / spacing
     if np.any(sigma > 0.05):
         image = ndi.gaussian_filter(image, sigma, mode="constant")

@@ -77,13 +77,15 @@ def _site_center(rng: np.random.Generator, site: str) -> np.ndarray:
 
 
 def _ellipsoid(rng: np.random.Generator, center: np.ndarray, volume_mm3: float,
-               elongation: float) -> Blob:
-    """An ellipsoid of ``volume_mm3`` elongated along the ventricle normal (Dawson fingers)."""
+               elongation: float, axis: np.ndarray | None = None) -> Blob:
+    """An ellipsoid of ``volume_mm3`` elongated along ``axis`` (default: the ventricle
+    normal, as in Dawson's fingers)."""
     r = (3.0 * volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
     radii = r * np.array([elongation, elongation ** -0.5, elongation ** -0.5])
     radii *= rng.uniform(0.85, 1.15, 3)
-    normal = _ventricle_normal(center)
-    return Blob(center, radii, _random_rotation(rng, normal + rng.normal(0, 0.3, 3)))
+    if axis is None:
+        axis = _ventricle_normal(center)
+    return Blob(center, radii, _random_rotation(rng, axis + rng.normal(0, 0.3, 3)))
 
 
 def _contrast(rng: np.random.Generator, labelled: bool) -> dict:
@@ -96,23 +98,28 @@ def _contrast(rng: np.random.Generator, labelled: bool) -> dict:
 
 
 def _confluent_blobs(rng: np.random.Generator, volume_mm3: float) -> list[Blob]:
-    """Overlapping ellipsoids walking along the ventricle wall: one confluent lesion."""
+    """Overlapping ellipsoids walking along the ventricle wall, a few mm from it and
+    stretched along it: one confluent periventricular lesion."""
     n = int(np.ceil(volume_mm3 / _BLOB_MM3))
     blob_volume = 1.6 * volume_mm3 / n
     step = 0.9 * (3.0 * blob_volume / (4.0 * np.pi)) ** (1.0 / 3.0)
     center = _site_center(rng, "periventricular")
     heading = rng.normal(size=3)
     blobs = []
-    wm = template().wm
+    wm, dist = template().wm, regions().ventricle_distance
+    hug = rng.uniform(1.5, 4.0)          # preferred distance from the ventricle (mm)
     for _ in range(n):
         blobs.append(_ellipsoid(rng, center, blob_volume * rng.uniform(0.6, 1.4),
-                                rng.uniform(1.0, 1.8)))
+                                rng.uniform(1.2, 2.0), axis=heading))
         for _attempt in range(8):
             normal = _ventricle_normal(center)
             direction = heading - normal * (heading @ normal) + rng.normal(0, 0.4, 3)
             direction /= np.linalg.norm(direction) + 1e-9
             candidate = center + step * direction
             idx = tuple(np.clip(np.round(candidate).astype(int), 0, np.array(MNI_SHAPE) - 1))
+            if dist[idx] < 15:
+                candidate = candidate - _ventricle_normal(candidate) * (dist[idx] - hug)
+                idx = tuple(np.clip(np.round(candidate).astype(int), 0, np.array(MNI_SHAPE) - 1))
             if wm[idx] > 0.5:
                 center, heading = candidate, direction
                 break
@@ -234,11 +241,11 @@ def _render_one(lesion: Lesion) -> tuple:
     level += 0.22 * _irregularity(lesion.shape_seed, points, max(2.5, 1.5 * r_typ))
     tissue = _allowed_tissue(lesion.site, box)
     # Both maps cross 0.5 on the same surface (level 1): the mask edge is ~1 mm wide,
-    # the signal fades over ~2.5 mm and is patchy inside.
+    # the signal fades over ~3.5 mm and is patchy inside.
     inside = (1.0 - level) * r_typ
     fraction = np.clip(0.5 + inside, 0.0, 1.0) * tissue
-    patchy = 0.85 + 0.15 * _irregularity(lesion.shape_seed + 1, points, 3.0)
-    signal = np.clip(0.5 + inside / 2.5, 0.0, 1.0) * tissue * np.where(inside > 0, patchy, 1.0)
+    patchy = 0.92 + 0.08 * _irregularity(lesion.shape_seed + 1, points, max(6.0, r_typ))
+    signal = np.clip(0.5 + inside / 3.5, 0.0, 1.0) * tissue * np.where(inside > 0, patchy, 1.0)
     specks = _specks(fraction)
     if specks is not None:
         fraction[specks] = np.minimum(fraction[specks], 0.45)

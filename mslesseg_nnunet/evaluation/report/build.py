@@ -65,7 +65,7 @@ def build_report(images: Path, pred: Path, gt: Path, out: Path, connectivity: in
     pngs = parallel_map(figure_task, [FigureTask(c, flairs[c], p, r) for c, p, r in pairs],
                         workers, "report figures")
     summary = summary_document(rows, "mslesseg", options)
-    plots = {"Overlap and detection": box_plots(rows, RATIO_METRICS),
+    plots = {"Overlap and detection": box_plots(rows, RATIO_METRICS, ylim=(-0.02, 1.02)),
              "Distances (mm) and volume difference": box_plots(rows, DISTANCE_METRICS),
              "Dice against reference lesion load": dice_vs_load(rows)}
     intro = (f"{len(rows)} cases; predictions {pred}, references {gt}, FLAIR {images}; "

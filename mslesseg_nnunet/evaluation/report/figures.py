@@ -90,8 +90,8 @@ def case_figure(flair: np.ndarray, pred: np.ndarray, ref: np.ndarray, affine: np
     return _png(fig)
 
 
-def box_plots(rows: list[dict], metrics: list[str]) -> bytes:
-    """One box plot per metric (NaN values left out)."""
+def box_plots(rows: list[dict], metrics: list[str], ylim: tuple | None = None) -> bytes:
+    """One box plot per metric (NaN values left out), optionally on fixed y limits."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(1.6 * len(metrics) + 1, 3.4), dpi=72)
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         values = np.array([r[metric] for r in rows], dtype=float)
@@ -100,6 +100,8 @@ def box_plots(rows: list[dict], metrics: list[str]) -> bytes:
         ax.scatter(np.ones(values.size), values, s=10, alpha=0.6, color=COLOURS["TP"])
         ax.set_title(metric, fontsize=9)
         ax.set_xticks([])
+        if ylim is not None:
+            ax.set_ylim(*ylim)
     fig.tight_layout()
     return _png(fig)
 

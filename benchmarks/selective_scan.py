@@ -1,0 +1,90 @@
+"""Our chunked selective scan against the sequential reference, at sequence length 4096.
+
+Both get the same random inputs (positive time steps through softplus with a
+bias, D skip and z gate: the Mamba block's call). Each is timed ``--repeats``
+times and the minimum kept (to damp noise from other processes); forward, and
+forward + backward. Reported: the speed ratio reference / ours and the
+maximum absolute difference of the outputs. On a CUDA machine with
+``mamba_ssm`` installed the kernel is compared too (max abs difference)::
+
+    python benchmarks/selective_scan.py [--length 4096] [--batch 1] [--d-inner 32] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from mslesseg_nnunet.networks.mamba import D_STATE
+from mslesseg_nnunet.networks.selective_scan import selective_scan, selective_scan_sequential
+
+
+def make_inputs(batch: int, d_inner: int, d_state: int, length: int, device: str, requires_grad: bool) -> dict:
+    g = torch.Generator().manual_seed(0)
+    shapes = dict(u=(batch, d_inner, length), delta=(batch, d_inner, length), A=(d_inner, d_state),
+                  B=(batch, d_state, length), C=(batch, d_state, length), D=(d_inner,),
+                  z=(batch, d_inner, length), delta_bias=(d_inner,))
+    inputs = {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
+    inputs["A"] = -torch.exp(inputs["A"])
+    return {k: v.to(device).requires_grad_(requires_grad) for k, v in inputs.items()}
+
+
+def best_time(fn, repeats: int) -> float:
+    """Minimum wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run(scan, inputs: dict, backward: bool):
+    out = scan(**inputs, delta_softplus=True)
+    if backward:
+        out.sum().backward()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--d-inner", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {args.device}")
+    print(f"shape: batch {args.batch}, d_inner {args.d_inner}, d_state {D_STATE}, length {args.length}")
+    for backward in (False, True):
+        inputs = make_inputs(args.batch, args.d_inner, D_STATE, args.length, args.device, backward)
+        with torch.set_grad_enabled(backward):
+            ours = best_time(lambda: run(selective_scan, inputs, backward), args.repeats)
+            reference = best_time(lambda: run(selective_scan_sequential, inputs, backward), args.repeats)
+            diff = (run(selective_scan, inputs, False) - run(selective_scan_sequential, inputs, False)).abs().max()
+        label = "forward + backward" if backward else "forward"
+        print(f"{label}: ours {ours * 1e3:.1f} ms, sequential {reference * 1e3:.1f} ms, "
+              f"speed-up {reference / ours:.1f}x, max abs difference {diff.item():.2e}")
+    if args.device.startswith("cuda"):
+        compare_with_kernel(args)
+
+
+def compare_with_kernel(args) -> None:
+    """Max abs difference to ``mamba_ssm``'s CUDA kernel (when installed)."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except ImportError:
+        print("mamba_ssm not installed: kernel comparison skipped")
+        return
+    inputs = make_inputs(args.batch, args.d_inner, D_STATE, args.length, args.device, False)
+    with torch.no_grad():
+        diff = (run(selective_scan, inputs, False) - run(selective_scan_fn, inputs, False)).abs().max()
+    print(f"mamba_ssm kernel: max abs difference {diff.item():.2e}")
+
+
+if __name__ == "__main__":
+    main()
