@@ -68,7 +68,7 @@ def relabel_file(src: Path, dst: Path, spec: dict, source_lesion: list[int]) -> 
 
 
 def derived_dataset_json(source: dict, source_folder: str, spec: dict) -> dict:
-    """The source's ``dataset.json`` with the derived labels, ``lesion_labels`` and ``labelling``."""
+    """The source's ``dataset.json`` with the derived labels, lesion labels and labelling."""
     names = class_names(spec)
     return {
         **source,

@@ -1,4 +1,4 @@
-"""``prepare_prediction_inputs`` (every input layout) and ``write_back`` (source naming, headers)."""
+"""``prepare_prediction_inputs`` (every input layout) and ``write_back`` (naming, headers)."""
 from __future__ import annotations
 
 import filecmp

@@ -82,7 +82,8 @@ def test_converts_fake_tree_with_exact_images_and_binary_labels(run_cli, fake_sr
                        train_dir / "P3_T2_T2.nii.gz", shallow=False)
     assert filecmp.cmp(ds / "imagesTr" / "MSLesSeg_P03_T2_0001.nii.gz",
                        train_dir / "P3_T2_FLAIR.nii.gz", shallow=False)
-    for labels, src in [(ds / "labelsTr" / "MSLesSeg_P03_T2.nii.gz", train_dir / "P3_T2_MASK.nii.gz"),
+    for labels, src in [(ds / "labelsTr" / "MSLesSeg_P03_T2.nii.gz",
+                         train_dir / "P3_T2_MASK.nii.gz"),
                         (ds / "labelsTs" / "MSLesSeg_P55.nii.gz",
                          fake_src / "test" / "P55" / "P55_MASK.nii.gz")]:
         out, ref = nib.load(labels), nib.load(src)
@@ -211,7 +212,7 @@ def test_fake_tree_passes_nnunet_plan_and_preprocess(run_cli, tmp_path):
     run_cli("convert", "mslesseg", src, "--dataset-id", 11, "--workers", 2)
     env = nnunet_dirs(tmp_path)
     nnunet("nnUNetv2_plan_and_preprocess", "-d", 11, "--verify_dataset_integrity",
-           "-c", "3d_fullres", "-np", 1, env=env)
+           "-c", "3d_fullres", "-np", 1, "-npfp", 1, env=env)
     pre = env["nnUNet_preprocessed"] / "Dataset011_MSLesSeg"
     assert (pre / "nnUNetPlans.json").is_file()
     assert len(list((pre / "nnUNetPlans_3d_fullres").glob("*.b2nd"))) >= 4
@@ -248,9 +249,8 @@ def test_real_scans_convert_exactly_and_pass_nnunet_integrity(run_cli, real_data
 
 @pytest.mark.slow
 def test_synthetic_tree_from_mslesseg_synth_passes_nnunet(run_cli, tmp_path):
-    if run_cli("synth", "--help", check=False).returncode != 0:
-        pytest.skip("mslesseg synth is not available")
-    run_cli("synth", "mslesseg", tmp_path / "synth", "--spacing", 3, "--patients", 3)
+    run_cli("synth", "mslesseg", tmp_path / "synth", "--spacing", 3, "--patients", 3,
+            "--timepoints", 1, "--test-patients", 1)
     run_cli("convert", "mslesseg", tmp_path / "synth", "--dataset-id", 13, "--workers", 2)
     nnunet("nnUNetv2_extract_fingerprint", "-d", 13, "--verify_dataset_integrity", "-np", 1,
            env=nnunet_dirs(tmp_path))

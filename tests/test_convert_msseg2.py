@@ -41,7 +41,7 @@ def test_converts_with_empty_ground_truth_patients_intact(run_cli, src, tmp_path
                                patient / f"flair_time0{c}_on_middle_space.nii.gz", shallow=False)
         label = nib.load(ds / "labelsTr" / f"MSSEG2_{pid}.nii.gz")
         reference = nib.load(patient / "ground_truth.nii.gz")
-        np.testing.assert_array_equal(np.asanyarray(label.dataobj), read(patient / "ground_truth.nii.gz"))
+        np.testing.assert_array_equal(np.asanyarray(label.dataobj), read(reference.get_filename()))
         assert label.affine.tobytes() == reference.affine.tobytes()
     assert sorted(p.name for p in (ds / "imagesTs").iterdir()) == [
         f"MSSEG2_{i}_{c:04d}.nii.gz" for i in ("001", "002") for c in (0, 1)]

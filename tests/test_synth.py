@@ -173,6 +173,33 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, run_cli):
     assert a == b
     common = [k for k in a.keys() & c.keys() if k.endswith("FLAIR.nii.gz")]
     assert common and all(a[k] != c[k] for k in common)
+    m2 = ("--patients", 1, "--test-patients", 0, "--spacing", 4, "--seed", 3)
+    run_cli("synth", "msseg2", tmp_path / "d", *m2)
+    run_cli("synth", "msseg2", tmp_path / "e", *m2, "--workers", 1)
+    assert _digests(tmp_path / "d") == _digests(tmp_path / "e")
+
+
+def test_coarse_grid_is_fsl_2mm_grid():
+    from mslesseg_nnunet.synth.grids import mni_grid
+
+    grid = mni_grid(2)
+    assert grid.shape == (91, 109, 91)         # FSL's MNI152_T1_2mm
+    np.testing.assert_array_equal(grid.affine, [[-2, 0, 0, 90], [0, 2, 0, -126],
+                                                [0, 0, 2, -72], [0, 0, 0, 1]])
+
+
+def test_longitudinal_masks_change_but_overlap(mslesseg3):
+    """Lesions persist between timepoints (overlap) while growing, shrinking or appearing."""
+    pairs = 0
+    for patient in (mslesseg3 / "train").iterdir():
+        tps = sorted(patient.iterdir())
+        for first, second in zip(tps, tps[1:]):
+            m1 = _load(first / f"{patient.name}_{first.name}_MASK.nii.gz")[1] > 0
+            m2 = _load(second / f"{patient.name}_{second.name}_MASK.nii.gz")[1] > 0
+            dice = 2 * (m1 & m2).sum() / (m1.sum() + m2.sum())
+            assert 0.3 < dice < 0.99, (patient.name, dice)
+            pairs += 1
+    assert pairs >= 1
 
 
 @pytest.mark.slow

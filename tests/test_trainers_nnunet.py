@@ -3,6 +3,8 @@ plus every trainer with the residual-encoder (ResEnc-M) preset, in process."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -20,6 +22,8 @@ BASES = ["nnUNetTrainer", *FULL]
 RUNS = [(name, "binary") for name in BASES] + [
     (name, labelling) for name in ("nnUNetTrainer", "nnUNetTrainerDiceFocal") for labelling in ("msl", "dbl")]
 CPU_PLANS = "nnUNetPlansCPU"
+CASE = "tiny_000"
+PARALLEL_RUNS = 2
 
 
 @pytest.fixture(scope="session")
@@ -27,30 +31,52 @@ def tiny(tmp_path_factory):
     return build_tiny_nnunet(tmp_path_factory.mktemp("tiny_nnunet"))
 
 
-@pytest.mark.parametrize("trainer,labelling", RUNS)
-def test_stock_train_then_predict(tiny, trainer, labelling, tmp_path):
+def train_and_predict(tiny, trainer: str, labelling: str, workdir: Path) -> dict:
+    """Stock nnUNetv2_train (1 epoch x 1 iteration) then nnUNetv2_predict on one training case."""
     name = f"{trainer}Short"
     dataset = str(tiny.dataset_ids[labelling])
-    env = {**training_env(tiny.env), "MSLESSEG_SHORT_EPOCHS": "1", "MSLESSEG_SHORT_ITERS": "2"}
+    env = {**training_env(tiny.env), "MSLESSEG_SHORT_EPOCHS": "1", "MSLESSEG_SHORT_ITERS": "1"}
     run_tool("nnUNetv2_train", dataset, "3d_fullres", "0", "-tr", name, "-p", CPU_PLANS,
              "-device", "cpu", env=env)
-    fold = tiny.results_dir(labelling) / f"{name}__{CPU_PLANS}__3d_fullres" / "fold_0"
-    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["trainer_name"] == name
-    assert checkpoint["current_epoch"] == 1  # MSLESSEG_SHORT_EPOCHS took effect
-
-    case = "tiny_000"
-    images = tmp_path / "in"
+    images = workdir / "in"
     images.mkdir()
     for channel in (0, 1):
-        source = tiny.raw_dir(labelling) / "imagesTr" / f"{case}_{channel:04d}.nii.gz"
+        source = tiny.raw_dir(labelling) / "imagesTr" / f"{CASE}_{channel:04d}.nii.gz"
         (images / source.name).symlink_to(source)
-    out = tmp_path / "out"
-    run_tool("nnUNetv2_predict", "-i", images, "-o", out, "-d", dataset, "-c", "3d_fullres",
+    run_tool("nnUNetv2_predict", "-i", images, "-o", workdir / "out", "-d", dataset, "-c", "3d_fullres",
              "-tr", name, "-p", CPU_PLANS, "-f", "0", "-device", "cpu", "--disable_tta",
              "-npp", "0", "-nps", "0", env=env)
-    reference = nib.load(tiny.raw_dir(labelling) / "labelsTr" / f"{case}.nii.gz")
-    predicted = nib.load(out / f"{case}.nii.gz")
+    return {"model": tiny.results_dir(labelling) / f"{name}__{CPU_PLANS}__3d_fullres",
+            "prediction": workdir / "out" / f"{CASE}.nii.gz"}
+
+
+@pytest.fixture(scope="session")
+def stock_runs(tiny, request, tmp_path_factory):
+    """Futures of the selected (trainer, labelling) runs, two subprocess pipelines at a time
+    (most of each run is single-threaded interpreter start-up)."""
+    wanted = [(item.callspec.params["trainer"], item.callspec.params["labelling"])
+              for item in request.session.items
+              if getattr(item, "originalname", None) == "test_stock_train_then_predict"]
+    wanted.sort(key=lambda job: job[0] != "nnUNetTrainerLightMUNet")  # slowest first
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
+    futures = {job: pool.submit(train_and_predict, tiny, *job, tmp_path_factory.mktemp("run"))
+               for job in wanted}
+    yield futures
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize("trainer,labelling", RUNS)
+def test_stock_train_then_predict(stock_runs, tiny, trainer, labelling):
+    result = stock_runs[(trainer, labelling)].result()
+    name = f"{trainer}Short"
+    checkpoint = torch.load(result["model"] / "fold_0" / "checkpoint_final.pth", map_location="cpu",
+                            weights_only=False)
+    assert checkpoint["trainer_name"] == name
+    assert checkpoint["current_epoch"] == 1  # MSLESSEG_SHORT_EPOCHS took effect
+    assert checkpoint["inference_allowed_mirroring_axes"] is None
+    assert (result["model"] / "fold_0" / "validation" / "summary.json").is_file()
+    reference = nib.load(tiny.raw_dir(labelling) / "labelsTr" / f"{CASE}.nii.gz")
+    predicted = nib.load(result["prediction"])
     assert predicted.shape == reference.shape
     np.testing.assert_allclose(predicted.affine, reference.affine, atol=1e-5)
     assert set(np.unique(np.asarray(predicted.dataobj))) <= set(LABELS[labelling].values())

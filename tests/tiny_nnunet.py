@@ -133,8 +133,19 @@ def write_raw_dataset(raw_dir: Path, labelling: str, seed: int = 0, shape=SHAPE)
     (raw_dir / "dataset.json").write_text(json.dumps(dataset, indent=2))
 
 
+def write_splits(preprocessed_dir: Path) -> None:
+    """nnU-Net's own seeded 5-fold split, written up front so that concurrent trainings
+    never race to create ``splits_final.json``."""
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    cases = [f"tiny_{i:03d}" for i in range(NUM_CASES)]
+    splits = generate_crossval_split(cases, seed=12345, n_splits=5)
+    (preprocessed_dir / "splits_final.json").write_text(json.dumps(splits, indent=2))
+
+
 def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl"), shape=SHAPE) -> TinyNnunet:
-    """Raw datasets, stock planning (default + ResEnc-M) and preprocessing, and CPU plans."""
+    """Raw datasets, stock planning (default + ResEnc-M) and preprocessing, 5-fold splits,
+    and CPU plans (``nnUNetPlansCPU``, ``nnUNetResEncUNetMPlansCPU``)."""
     root = Path(root)
     env = nnunet_subprocess_env(root)
     tiny = TinyNnunet(root, env)
@@ -146,6 +157,8 @@ def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl"), shape=SHA
     run_tool("nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-np", "1",
              "-npfp", "1", "--no_pbar", env=env)
     run_tool("nnUNetv2_plan_experiment", "-d", *ids, "-pl", "nnUNetPlannerResEncM", env=env)
+    for lab in labellings:
+        write_splits(Path(env["nnUNet_preprocessed"]) / tiny.dataset_name(lab))
     for dataset_id in ids:
         for source, cpu in CPU_PLANS.items():
             run_tool("mslesseg", "cpu-plans", "-d", dataset_id, "--source-plans", source,

@@ -7,7 +7,7 @@ Each mixin overrides exactly the nnU-Net 2.8 hook(s) of its concern:
   ``build_network_architecture`` of ``mslesseg_nnunet.networks.ARCHITECTURES[name]``;
 - augmentation: ``GINAugmentationMixin`` (``get_training_transforms``);
 - optimisation: ``AdamOptimizerMixin``, ``NoDeepSupervisionMixin``;
-- schedule: ``ShortScheduleMixin`` and ``short_variant(cls)``.
+- schedule: ``ShortScheduleMixin``, ``NoMirroringMixin`` and ``short_variant(cls)``.
 
 Mixins go before ``nnUNetTrainer`` in the bases. Hyperparameters that
 nnU-Net's constructor sets are changed in ``configure_hyperparameters``
@@ -136,6 +136,16 @@ class NoDeepSupervisionMixin(HyperparameterHook):
         super().set_deep_supervision_enabled(enabled and self.enable_deep_supervision)
 
 
+class NoMirroringMixin:
+    """No mirroring: neither as training augmentation nor as test-time augmentation."""
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, _ = \
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
+
+
 SHORT_EPOCHS = 2
 SHORT_ITERATIONS = 5
 SHORT_VAL_ITERATIONS = 2
@@ -166,10 +176,12 @@ class ShortScheduleMixin(HyperparameterHook):
 
 
 def short_variant(trainer: type, module: str) -> type:
-    """``<trainer>Short``: ``trainer`` with :class:`ShortScheduleMixin`, defined in ``module``."""
+    """``<trainer>Short``: ``trainer`` with :class:`ShortScheduleMixin` and
+    :class:`NoMirroringMixin` (fast CPU validation and prediction), defined in ``module``."""
     summary = (trainer.__doc__ or f"{trainer.__name__} (stock nnU-Net: default network, Dice + CE)")
     summary = summary.strip().splitlines()[0].rstrip(".")
-    doc = f"{summary}; short schedule ({SHORT_EPOCHS} epochs x {SHORT_ITERATIONS} iterations by default)."
+    doc = (f"{summary}; short schedule ({SHORT_EPOCHS} epochs x {SHORT_ITERATIONS} iterations by "
+           "default), no mirroring.")
     name = f"{trainer.__name__}Short"
-    return type(name, (ShortScheduleMixin, trainer),
+    return type(name, (ShortScheduleMixin, NoMirroringMixin, trainer),
                 {"__module__": module, "__qualname__": name, "__doc__": doc})

@@ -3,15 +3,19 @@ the nilearn wheel, put on the FSL MNI152 1 mm grid, and sampling of that anatomy
 at the voxels of any scan grid.
 
 nilearn's ``load_mni152_*_template`` functions read files inside the installed
-wheel (``nilearn/datasets/data``); nothing is downloaded. The 2009a template
+wheel (``nilearn/datasets/data``); nothing is downloaded. We read the same
+files the same way (scaled to 0..1 by their maximum). The 2009a template
 grid (1 mm, RAS, origin -98,-134,-72) differs from the FSL grid by a flip and
 integer shifts, so the resampling with linear interpolation is exact.
 """
 from __future__ import annotations
 
 import functools
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -49,15 +53,39 @@ def _to_mni_grid(img) -> np.ndarray:
                                 order=1, mode="constant", cval=0.0, prefilter=False)
 
 
+#: The files behind nilearn's load_mni152_template / _gm_template / _wm_template.
+_NILEARN_FILES = {"t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+                  "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+                  "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"}
+
+
+def _template_images() -> dict:
+    """The T1, GM and WM template images, scaled to 0..1 as nilearn's loaders do.
+
+    The files are read straight from the installed nilearn package (importing
+    ``nilearn.datasets`` costs seconds in every worker); if a nilearn release
+    renames them, nilearn's own loaders are used instead.
+    """
+    spec = importlib.util.find_spec("nilearn")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "data" if spec else None
+    if folder is not None and all((folder / f).is_file() for f in _NILEARN_FILES.values()):
+        images = {}
+        for key, name in _NILEARN_FILES.items():
+            img = nib.load(str(folder / name))
+            data = np.asarray(img.dataobj, dtype=np.float32)
+            images[key] = nib.Nifti1Image(data / data.max(), img.affine)
+        return images
+    from nilearn.datasets import (load_mni152_gm_template, load_mni152_template,
+                                  load_mni152_wm_template)
+    return {"t1": load_mni152_template(), "gm": load_mni152_gm_template(),
+            "wm": load_mni152_wm_template()}
+
+
 @functools.lru_cache(maxsize=1)
 def template() -> Template:
     """The template anatomy, loaded once per process."""
-    from nilearn.datasets import (load_mni152_gm_template, load_mni152_template,
-                                  load_mni152_wm_template)
-
-    t1 = _to_mni_grid(load_mni152_template())
-    gm = _to_mni_grid(load_mni152_gm_template())
-    wm = _to_mni_grid(load_mni152_wm_template())
+    images = _template_images()
+    t1, gm, wm = (_to_mni_grid(images[k]) for k in ("t1", "gm", "wm"))
     brain = t1 > 0.05
     csf = np.where(brain, np.clip(1.0 - gm - wm, 0.0, 1.0), 0.0).astype(np.float32)
     gm *= brain

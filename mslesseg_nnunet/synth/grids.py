@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.synth.options import check_spacing
 
 #: Shape and affine of the FSL MNI152 1 mm grid, as in every MSLesSeg file (LAS).
 MNI_SHAPE = (182, 218, 182)
@@ -30,17 +30,6 @@ class Grid:
     @property
     def voxel_volume(self) -> float:
         return float(abs(np.linalg.det(self.affine[:3, :3])))
-
-
-def check_spacing(spacing: float) -> float:
-    """Return ``spacing`` as float if it is a usable grid coarsening factor (1 to 8 mm)."""
-    try:
-        value = float(spacing)
-    except (TypeError, ValueError):
-        raise UserError(f"--spacing: must be a number of mm, got {spacing!r}") from None
-    if not math.isfinite(value) or not 1.0 <= value <= 8.0:
-        raise UserError(f"--spacing: must be between 1 and 8 mm, got {spacing}")
-    return value
 
 
 def mni_grid(spacing: float = 1.0) -> Grid:

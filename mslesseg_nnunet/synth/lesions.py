@@ -7,7 +7,7 @@ cortex for juxtacortical lesions). Everything lives on the template grid
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,7 +41,6 @@ class Lesion:
     shape_seed: int
     labelled: bool = True
     scale: float = 1.0                  # growth factor applied to all semi-axes
-    tags: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -94,7 +93,7 @@ def _contrast(rng: np.random.Generator, labelled: bool) -> dict:
         return {"FLAIR": rng.uniform(1.15, 1.35), "T2": rng.uniform(1.2, 1.5),
                 "T1": rng.uniform(0.95, 1.02)}
     t1 = rng.uniform(0.55, 0.8) if rng.random() < 0.3 else rng.uniform(0.8, 1.0)
-    return {"FLAIR": rng.uniform(1.45, 2.0), "T2": rng.uniform(1.5, 2.3), "T1": t1}
+    return {"FLAIR": rng.uniform(1.55, 2.2), "T2": rng.uniform(1.5, 2.3), "T1": t1}
 
 
 def _confluent_blobs(rng: np.random.Generator, volume_mm3: float) -> list[Blob]:
@@ -143,8 +142,8 @@ def new_lesion(rng: np.random.Generator, volume_mm3: float, labelled: bool = Tru
 
 
 def lesion_count_for_load(rng: np.random.Generator, load_mm3: float) -> int:
-    """Number of lesions for a lesion load (~3 for 700 mm3, ~33 for 70,000 mm3)."""
-    return max(1, int(rng.poisson(2.0 + 15.0 * np.log10(max(load_mm3, 600.0) / 600.0))))
+    """Number of lesions for a lesion load (~4 for 700 mm3, ~40 for 70,000 mm3)."""
+    return max(1, int(rng.poisson(3.0 + 18.0 * np.log10(max(load_mm3, 600.0) / 600.0))))
 
 
 def patient_lesions(rng: np.random.Generator, load_mm3: float) -> list[Lesion]:

@@ -16,14 +16,14 @@ import numpy as np
 
 from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.components import label_components
-from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import write_volume
 from mslesseg_nnunet.synth.anatomy import template, template_coordinates
 from mslesseg_nnunet.synth.clinical import ScanRecord, write_info_dataset
 from mslesseg_nnunet.synth.contrasts import sample_contrast, texture_field
-from mslesseg_nnunet.synth.grids import Grid, check_spacing, mni_grid
+from mslesseg_nnunet.synth.grids import Grid, mni_grid
 from mslesseg_nnunet.synth.headers import mslesseg_header
 from mslesseg_nnunet.synth.lesions import MODALITIES, new_lesion, render
+from mslesseg_nnunet.synth.options import check_count, check_spacing
 from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
 from mslesseg_nnunet.synth.patients import (lesion_history, patient_warp, rigid, rng_for,
                                             scanner_history)
@@ -103,12 +103,6 @@ def make_scan(job: ScanJob) -> ScanRecord:
                                     contrasts[m].slice_thickness) for m in MODALITIES})
 
 
-def _check_count(name: str, value: int, low: int, high: int) -> int:
-    if not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise UserError(f"{name}: must be an integer from {low} to {high}, got {value}")
-    return int(value)
-
-
 def plan_jobs(root: Path, patients: int, test_patients: int, max_timepoints: int,
               spacing: float, seed: int) -> list[ScanJob]:
     """All scan jobs: training patients 1..N (1..max_timepoints scans each), then test patients."""
@@ -126,10 +120,10 @@ def generate_mslesseg(out: Path, patients: int = 10, test_patients: int = 2,
                       max_timepoints: int = 4, spacing: float = 1.0, seed: int = 0,
                       overwrite: bool = False, workers: int | None = None) -> list[ScanRecord]:
     """Write a synthetic MSLesSeg tree to ``out`` (atomically); return one record per scan."""
-    patients = _check_count("--patients", patients, 1, 999)
-    test_patients = _check_count("--test-patients", test_patients, 0, 999)
-    max_timepoints = _check_count("--timepoints", max_timepoints, 1, 4)
-    seed = _check_count("--seed", seed, 0, 2**32 - 1)
+    patients = check_count("--patients", patients, 1, 999)
+    test_patients = check_count("--test-patients", test_patients, 0, 999)
+    max_timepoints = check_count("--timepoints", max_timepoints, 1, 4)
+    seed = check_count("--seed", seed, 0, 2**32 - 1)
     spacing = check_spacing(spacing)
     with atomic_dir(Path(out), overwrite) as tmp:
         jobs = plan_jobs(tmp, patients, test_patients, max_timepoints, spacing, seed)

@@ -28,10 +28,11 @@ from mslesseg_nnunet.nifti import write_volume
 from mslesseg_nnunet.synth.anatomy import template_coordinates
 from mslesseg_nnunet.synth.contrasts import sample_contrast, texture_field
 from mslesseg_nnunet.synth.fields import displacement_field
-from mslesseg_nnunet.synth.grids import Grid, check_spacing
+from mslesseg_nnunet.synth.grids import Grid
 from mslesseg_nnunet.synth.head import head_flair, head_region
 from mslesseg_nnunet.synth.headers import msseg2_header
 from mslesseg_nnunet.synth.lesions import evolve, mimics, new_lesion, patient_lesions, render
+from mslesseg_nnunet.synth.options import check_count, check_spacing
 from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
 from mslesseg_nnunet.synth.patients import BRAIN_CENTER, rigid, rng_for
 from mslesseg_nnunet.synth.scan import Sampler, render_modality
@@ -144,12 +145,6 @@ def make_patient(job: PatientJob) -> PatientRecord:
                          int(consensus.sum()))
 
 
-def _check_count(name: str, value: int, high: int) -> int:
-    if not isinstance(value, (int, np.integer)) or not 0 <= value <= high:
-        raise UserError(f"{name}: must be an integer from 0 to {high}, got {value}")
-    return int(value)
-
-
 def generate_msseg2(out: Path, patients: int = 8, test_patients: int = 2, spacing: float = 1.0,
                     seed: int = 0, overwrite: bool = False,
                     workers: int | None = None) -> list[PatientRecord]:
@@ -159,11 +154,11 @@ def generate_msseg2(out: Path, patients: int = 8, test_patients: int = 2, spacin
     patients the remaining ids 001-100. ``spacing`` multiplies every patient's
     voxel size (same field of view).
     """
-    patients = _check_count("--patients", patients, len(TRAINING_IDS))
-    test_patients = _check_count("--test-patients", test_patients, len(TESTING_IDS))
+    patients = check_count("--patients", patients, 0, len(TRAINING_IDS))
+    test_patients = check_count("--test-patients", test_patients, 0, len(TESTING_IDS))
     if patients + test_patients == 0:
         raise UserError("--patients/--test-patients: at least one patient is needed")
-    seed = _check_count("--seed", seed, 2**32 - 1)
+    seed = check_count("--seed", seed, 0, 2**32 - 1)
     spacing = check_spacing(spacing)
     with atomic_dir(Path(out), overwrite) as tmp:
         jobs = [PatientJob(tmp, pid, i, False, seed, spacing)
