@@ -14,6 +14,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 
 def run(kind: str, patients: int, spacing: float, workers: int) -> dict:
     """Generate one dataset in a temporary folder; return timings and scan count."""
-    exe = shutil.which("mslesseg") or "mslesseg"
+    exe = shutil.which("mslesseg") or str(Path(sys.executable).parent / "mslesseg")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from mslesseg_nnunet.atomic import atomic_file
 from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_back
-from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
+from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header
 from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest
@@ -83,7 +83,6 @@ def open_model(model_dir: Path, folds: Sequence[str] | None) -> Model:
     if not (model_dir / "plans.json").is_file():
         raise UserError(f"{model_dir / 'plans.json'}: file not found (not an nnU-Net model folder)")
     dataset_json = load_dataset_json(model_dir / "dataset.json")
-    lesion_labels(dataset_json)
     channels = [dataset_json["channel_names"][k] for k in sorted(dataset_json.get("channel_names", {}), key=int)]
     return Model(model_dir, model_folds(model_dir, folds),
                  labelling_kind(dataset_json, model_dir / "dataset.json"), channels)

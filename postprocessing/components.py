@@ -31,6 +31,11 @@ def component_max(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return np.asarray(ndimage.maximum(values, labels, index=np.arange(1, n + 1)), dtype=values.dtype)
 
 
+def large_enough(sizes: np.ndarray, limit: float) -> np.ndarray:
+    """Which components reach ``limit`` voxels (tolerating mm3 -> voxel rounding)."""
+    return np.asarray(sizes) >= limit - 1e-9
+
+
 def keep_components(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Boolean mask of the components 1..n for which ``keep[i - 1]`` is true."""
     lookup = np.concatenate([[False], np.asarray(keep, dtype=bool)])
@@ -50,7 +55,7 @@ def remove_small_components(mask: np.ndarray, min_size: float, unit: str = "voxe
     if limit <= 0:
         return mask
     labels, n = label_components(mask, connectivity)
-    return keep_components(labels, component_sizes(labels, n) >= limit - 1e-9)
+    return keep_components(labels, large_enough(component_sizes(labels, n), limit))
 
 
 @dataclass
@@ -82,9 +87,3 @@ def filter_by_max_probability(mask: np.ndarray, probability: np.ndarray, min_pro
     ``min_probability``; larger components are kept whatever their probability."""
     found = find_components(mask, probability, connectivity)
     return found.select((found.sizes > max_size) | found.confident(min_probability))
-
-
-def large_components(mask: np.ndarray, min_size: float, connectivity: int = 6) -> np.ndarray:
-    """The components of ``mask`` with strictly more than ``min_size`` voxels."""
-    labels, n = label_components(mask, connectivity)
-    return keep_components(labels, component_sizes(labels, n) > min_size)

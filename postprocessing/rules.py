@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.postprocessing.components import (Components, find_components,
+from mslesseg_nnunet.postprocessing.components import (Components, find_components, large_enough,
                                                        remove_small_components, size_in_voxels)
 from mslesseg_nnunet.postprocessing.madseg import madseg_select, mix_probabilities
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
@@ -68,7 +68,7 @@ class Segmenter:
                                            params.min_size, params.size_unit, self.spacing,
                                            params.connectivity)
         limit = size_in_voxels(params.min_size, params.size_unit, self.spacing)
-        return found.select(found.sizes >= limit - 1e-9) if limit > 0 else found.labels > 0
+        return found.select(large_enough(found.sizes, limit)) if limit > 0 else found.labels > 0
 
     @staticmethod
     def _source(params: PostprocessingParams) -> tuple:

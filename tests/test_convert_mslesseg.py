@@ -207,15 +207,20 @@ def nnunet(tool: str, *args, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_fake_tree_passes_nnunet_plan_and_preprocess(run_cli, tmp_path):
-    src = write_mslesseg_tree(tmp_path / "src", {1: 2, 2: 1, 3: 1}, test_patients=(54,))
-    run_cli("convert", "mslesseg", src, "--dataset-id", 11, "--workers", 2)
+def test_fake_and_synthetic_trees_pass_nnunet_plan_and_preprocess(run_cli, tmp_path):
+    fake = write_mslesseg_tree(tmp_path / "src", {1: 2, 2: 1, 3: 1}, test_patients=(54,))
+    run_cli("convert", "mslesseg", fake, "--dataset-id", 11, "--workers", 2)
+    run_cli("synth", "mslesseg", tmp_path / "synth", "--spacing", 3, "--patients", 3,
+            "--timepoints", 1, "--test-patients", 1)
+    run_cli("convert", "mslesseg", tmp_path / "synth", "--dataset-id", 13, "--name", "Synth")
     env = nnunet_dirs(tmp_path)
-    nnunet("nnUNetv2_plan_and_preprocess", "-d", 11, "--verify_dataset_integrity",
+    # One nnU-Net call for both datasets: its start-up and worker pools dominate the time.
+    nnunet("nnUNetv2_plan_and_preprocess", "-d", 11, 13, "--verify_dataset_integrity",
            "-c", "3d_fullres", "-np", 1, "-npfp", 1, env=env)
-    pre = env["nnUNet_preprocessed"] / "Dataset011_MSLesSeg"
-    assert (pre / "nnUNetPlans.json").is_file()
-    assert len(list((pre / "nnUNetPlans_3d_fullres").glob("*.b2nd"))) >= 4
+    for name, n_train in (("Dataset011_MSLesSeg", 4), ("Dataset013_Synth", 3)):
+        pre = env["nnUNet_preprocessed"] / name
+        assert (pre / "nnUNetPlans.json").is_file()
+        assert len(list((pre / "nnUNetPlans_3d_fullres").glob("*.b2nd"))) == 2 * n_train
 
 
 @pytest.mark.slow
@@ -245,12 +250,3 @@ def test_real_scans_convert_exactly_and_pass_nnunet_integrity(run_cli, real_data
     # plan_and_preprocess runs) without preprocessing two 1 mm volumes.
     nnunet("nnUNetv2_extract_fingerprint", "-d", 12, "--verify_dataset_integrity", "-np", 1,
            env=env)
-
-
-@pytest.mark.slow
-def test_synthetic_tree_from_mslesseg_synth_passes_nnunet(run_cli, tmp_path):
-    run_cli("synth", "mslesseg", tmp_path / "synth", "--spacing", 3, "--patients", 3,
-            "--timepoints", 1, "--test-patients", 1)
-    run_cli("convert", "mslesseg", tmp_path / "synth", "--dataset-id", 13, "--workers", 2)
-    nnunet("nnUNetv2_extract_fingerprint", "-d", 13, "--verify_dataset_integrity", "-np", 1,
-           env=nnunet_dirs(tmp_path))

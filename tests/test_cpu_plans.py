@@ -88,11 +88,18 @@ def test_cli_writes_next_to_source_and_refuses_overwrite(run_cli, tmp_path):
     (["-d", "777"], "nnUNetPlans.json: plans file not found"),
     (["-d", "777", "--source-plans", "nnUNetResEncUNetMPlans", "--configuration", "2d"],
      "has no configuration '2d'"),
+    (["-d", "777", "--source-plans", "nnUNetResEncUNetMPlans", "--plans-name", "nnUNetResEncUNetMPlans"],
+     "must differ"),
 ])
-def test_cli_errors(run_cli, tmp_path, args, message):
-    folder = tmp_path / "nnunet" / "nnUNet_preprocessed" / "Dataset777_Fake"
+def test_cli_errors(tmp_path, monkeypatch, capsys, args, message):
+    from mslesseg_nnunet.cli import main
+
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(var, str(tmp_path / var))
+    folder = tmp_path / "nnUNet_preprocessed" / "Dataset777_Fake"
     folder.mkdir(parents=True)
     (folder / "nnUNetResEncUNetMPlans.json").write_text(json.dumps(resenc_plans()))
-    proc = run_cli("cpu-plans", *args, check=False)
-    assert proc.returncode == 2 and message in proc.stderr
+    assert main(["cpu-plans", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("mslesseg cpu-plans: error: ") and err.count("\n") == 1
     assert sorted(p.name for p in folder.iterdir()) == ["nnUNetResEncUNetMPlans.json"]

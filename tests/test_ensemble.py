@@ -6,14 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from ensemble_helpers import AFFINE, lesion_xyz, softmax_probabilities, write_member
-from mslesseg_nnunet.ensembles.fusion import RunningMean
+from mslesseg_nnunet.ensembles.fusion import RunningMean, fuse_case
+from mslesseg_nnunet.ensembles.members import open_member
 from mslesseg_nnunet.postprocessing.madseg import madseg_mask
 
 SHAPE = (12, 10, 8)  # x, y, z
@@ -85,11 +87,11 @@ def test_ensemble_folders_can_be_members(tmp_path, run_cli):
                                    atol=1e-7)
 
 
-def test_running_mean_does_not_keep_members():
+def test_running_mean_is_weighted_sum_then_divide():
     acc = RunningMean()
-    for value in (1.0, 2.0, 6.0):
-        acc.add(np.full((3,), value, np.float32))
-    assert acc.mean().tolist() == [3.0, 3.0, 3.0] and acc.weight == 3.0
+    for value, weight in ((1.0, 1.0), (2.0, 2.0), (6.0, 1.0)):
+        acc.add(np.full((3,), value, np.float32), weight)
+    assert acc.mean().tolist() == [2.75, 2.75, 2.75] and acc.weight == 4.0
 
 
 def test_binary_case_matches_nnunetv2_ensemble(tmp_path, run_cli):
@@ -140,3 +142,36 @@ def test_errors_leave_nothing_behind(tmp_path, run_cli):
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     run_cli("ensemble", "-i", good, "-o", out, "--overwrite")
     assert not (out / "keep.txt").exists() and (out / "case_a.nii.gz").exists()
+
+
+def test_fusion_memory_does_not_grow_with_members(tmp_path):
+    """40 members of 1 MiB lesion maps: holding them would need > 40 MiB; streaming holds
+    the accumulator plus the few members in flight (about 15 MiB)."""
+    rng = np.random.default_rng(5)
+    shape = (64, 64, 64)
+    members = [open_member(write_member(tmp_path / f"m{i}",
+                                        {"c": softmax_probabilities(rng, 2, shape)}))
+               for i in range(40)]
+    tracemalloc.start()
+    with ThreadPoolExecutor(2) as pool:
+        fused = fuse_case(members, [1.0] * 40, "c", "mean", pool)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert fused.groups["all"].shape == shape and len(fused.digests) == 40
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_nnunet_reader_orders_are_undone(tmp_path):
+    """Arrays as nnU-Net's SimpleITK, nibabel and reorienting nibabel readers give them come
+    back in the file's own axis order."""
+    from nnunetv2.imageio.nibabel_reader_writer import NibabelIO, NibabelIOWithReorient
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from mslesseg_nnunet.ensembles.members import to_nibabel_order
+
+    data = np.random.default_rng(6).random((5, 6, 7)).astype(np.float32)
+    path = tmp_path / "las.nii.gz"
+    nib.save(nib.Nifti1Image(data, AFFINE), path)  # LAS-like: x flipped
+    for reader in (SimpleITKIO(), NibabelIO(), NibabelIOWithReorient()):
+        array, props = reader.read_images([str(path)])
+        np.testing.assert_array_equal(to_nibabel_order(array[0], props), data)

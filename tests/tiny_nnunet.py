@@ -58,8 +58,8 @@ class TinyNnunet:
 def nnunet_subprocess_env(root: Path) -> dict:
     """os.environ plus the nnU-Net folders under ``root`` and settings that keep runs small and quiet."""
     env = dict(os.environ)
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        env.pop(var, None)
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA"):
+        env.pop(var, None)  # nnU-Net planning fails with nnUNet_n_proc_DA=0, see training_env
     env.update(nnunet_environment(root, environ=env))
     env.update({"nnUNet_def_n_proc": "1", "nnUNet_compile": "false",
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})

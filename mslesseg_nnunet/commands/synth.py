@@ -47,7 +47,8 @@ def run(args) -> int:
                   seed=args.seed, overwrite=args.overwrite, workers=args.workers)
     if args.kind == "mslesseg":
         records = generate_mslesseg(args.out, max_timepoints=args.timepoints, **common)
+        print(f"wrote {len(records)} scans to {args.out}")
     else:
         records = generate_msseg2(args.out, **common)
-    print(f"wrote {len(records)} scans to {args.out}")
+        print(f"wrote {len(records)} patients to {args.out}")
     return 0

@@ -67,8 +67,9 @@ def run(args) -> int:
     table_path = args.table or args.output.with_suffix(".csv")
     for path in (args.output, table_path):
         check_can_write(path, args.overwrite)
-    thresholds = args.threshold or DEFAULT_GRIDS["madseg"]["threshold"] + DEFAULT_GRIDS["mean"]["threshold"]
-    models, rule, cases = load_validation(args.models, args.folds, min(thresholds))
+    # The rule is known only once the models are open: crop for the lowest threshold of any grid.
+    min_threshold = min(args.threshold or [min(g["threshold"]) for g in DEFAULT_GRIDS.values()])
+    models, rule, cases = load_validation(args.models, args.folds, min_threshold)
     defaults = PROTOCOL_DEFAULTS[args.protocol]
     base = PostprocessingParams(rule=rule, size_unit=args.size_unit or defaults["size_unit"],
                                 connectivity=args.connectivity or defaults["connectivity"])

@@ -161,11 +161,12 @@ nnunet_root = "nnunet"             # keeps the demo's datasets apart from yours
 
 [env]                              # for every step; [env.<step kind>] for one kind only
 nnUNet_compile = "false"
+nnUNet_def_n_proc = "1"            # nnU-Net's worker pools: one process (spawning more costs more)
 
 [env.train]
-MSLESSEG_SHORT_EPOCHS = "8"
-MSLESSEG_SHORT_ITERS = "20"
-nnUNet_n_proc_DA = "0"             # augment in the training process: no worker start-up cost
+MSLESSEG_SHORT_EPOCHS = "5"
+MSLESSEG_SHORT_ITERS = "12"
+nnUNet_n_proc_DA = "2"
 
 [source]
 kind = "synthetic-mslesseg"
@@ -192,6 +193,7 @@ configuration = "3d_fullres"
 folds = [0, 1]
 device = "cpu"
 cpu_plans = true
+preprocess_workers = 1
 trainers = ["nnUNetTrainerShort", "nnUNetTrainerDiceFocalShort"]
 
 [tuning]

@@ -191,7 +191,8 @@ def submit(exp: Experiment, graph: Graph, dry_run: bool = False) -> int:
     state.forget_removed(graph)
     scripts = scripts_for(exp, graph)
     states = {} if dry_run else step_states(exp, graph, state)
-    active = {i for i, (s, _) in states.items() if s in (PENDING, RUNNING)}
+    # Jobs still queued or running are left alone (a step started by the local executor is not).
+    active = {i for i, (s, _) in states.items() if s in (PENDING, RUNNING) and state.job(i)}
     todo = steps_to_run(exp, graph, scripts, keep=frozenset(active))
     units = make_units(todo)
     if dry_run:

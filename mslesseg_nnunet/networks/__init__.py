@@ -20,7 +20,7 @@ from torch import nn
 from mslesseg_nnunet.networks.lightm_unet import LightMUNet
 from mslesseg_nnunet.networks.mscsa import MSCSAUNet
 from mslesseg_nnunet.networks.plans import UNetHyperParameters, unet_hyperparameters
-from mslesseg_nnunet.networks.umamba import UMamba, bottleneck_stages, encoder_stages
+from mslesseg_nnunet.networks.umamba import UMAMBA_ENC_MAX_TOKENS, UMamba, bottleneck_stages, encoder_stages
 
 __all__ = ["ARCHITECTURES", "UNetHyperParameters", "unet_hyperparameters", "build_mscsa",
            "build_umamba_bot", "build_umamba_enc", "build_lightm_unet"]
@@ -47,10 +47,12 @@ def build_umamba_bot(plans_manager, configuration_manager, num_input_channels: i
 
 
 def build_umamba_enc(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
-                     enable_deep_supervision: bool = True) -> nn.Module:
-    """Residual U-Net from the plans with Mamba layers after the encoder stages (see umamba.py)."""
+                     enable_deep_supervision: bool = True, *,
+                     max_tokens: int | None = UMAMBA_ENC_MAX_TOKENS) -> nn.Module:
+    """Residual U-Net from the plans with a Mamba layer after every encoder stage of at most
+    ``max_tokens`` voxels for the plans' patch (``None``: after every stage, as in the paper)."""
     hp = unet_hyperparameters(configuration_manager)
-    return _initialized(UMamba(hp, num_input_channels, num_output_channels, encoder_stages(hp),
+    return _initialized(UMamba(hp, num_input_channels, num_output_channels, encoder_stages(hp, max_tokens),
                                enable_deep_supervision))
 
 

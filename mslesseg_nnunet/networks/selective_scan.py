@@ -41,7 +41,7 @@ def _discretize(u, delta, A, B, delta_bias, delta_softplus):
 
 def _readout(states, u, C, D, z):
     """Project states (b, l, d, n) onto C, add the skip term and the z gate (b, d, l)."""
-    y = torch.matmul(states, C.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)
+    y = (states * C.transpose(1, 2).unsqueeze(2)).sum(-1).transpose(1, 2)
     if D is not None:
         y = y + u * D[:, None]
     if z is not None:
@@ -118,13 +118,10 @@ def _chunked_scan(decay, drive, chunk):
 def _scan_positions(decay, drive):
     """Scan along dim 1 one position at a time (short axes only); also return the cumulative decays."""
     states = torch.empty_like(drive)
-    cum_decay = torch.empty_like(decay)
     states[:, 0] = drive[:, 0]
-    cum_decay[:, 0] = decay[:, 0]
     for t in range(1, drive.shape[1]):
         torch.addcmul(drive[:, t], decay[:, t], states[:, t - 1], out=states[:, t])
-        torch.mul(cum_decay[:, t - 1], decay[:, t], out=cum_decay[:, t])
-    return states, cum_decay
+    return states, torch.cumprod(decay, dim=1)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,

@@ -27,7 +27,7 @@ from mslesseg_nnunet.networks.plans import (
     initialize_unet,
 )
 
-UMAMBA_ENC_MAX_TOKENS = 16 ** 3 * 4
+UMAMBA_ENC_MAX_TOKENS = 16_384
 
 
 class MambaResidualEncoder(nn.Module):

@@ -123,3 +123,27 @@ def sample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray
     """Values of a template-space ``volume`` at ``coords`` (zero outside), float32."""
     return ndi.map_coordinates(volume, coords, order=order, mode="constant", cval=0.0,
                                prefilter=False, output=np.float32)
+
+
+#: Centre (MNI mm) and extent (mm, 1 sigma) of the lateral ventricles' neighbourhood.
+_VENTRICLE_CENTER = np.array([0.0, -8.0, 14.0])
+_VENTRICLE_SIGMA = np.array([18.0, 30.0, 16.0])
+
+
+def expand_ventricles(coords: np.ndarray, amount: float) -> None:
+    """Enlarge the ventricles (atrophy) by magnifying the centre of the brain, in place.
+
+    ``coords`` are template voxel coordinates of scan voxels; each is pulled
+    towards the ventricle centre by ``amount`` times a Gaussian weight, so the
+    template is sampled closer in and the central structures look larger
+    (magnification about ``1 / (1 - amount)`` at the centre, none far away).
+    """
+    if amount <= 0:
+        return
+    center = (np.linalg.inv(MNI_AFFINE) @ np.append(_VENTRICLE_CENTER, 1.0))[:3]
+    offset = [coords[d] - np.float32(center[d]) for d in range(3)]
+    weight = np.exp(-0.5 * sum((o / np.float32(s)) ** 2
+                               for o, s in zip(offset, _VENTRICLE_SIGMA)))
+    weight *= np.float32(amount)
+    for d in range(3):
+        coords[d] -= weight * offset[d]

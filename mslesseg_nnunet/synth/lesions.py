@@ -141,6 +141,11 @@ def new_lesion(rng: np.random.Generator, volume_mm3: float, labelled: bool = Tru
                   shape_seed=int(rng.integers(2**31)), labelled=labelled)
 
 
+def nominal_volume(lesion: Lesion) -> float:
+    """Sum of the lesion's ellipsoid volumes (mm3), before clipping to tissue."""
+    return float(sum(4.0 / 3.0 * np.pi * np.prod(b.radii * lesion.scale) for b in lesion.blobs))
+
+
 def lesion_count_for_load(rng: np.random.Generator, load_mm3: float) -> int:
     """Number of lesions for a lesion load (~4 for 700 mm3, ~40 for 70,000 mm3)."""
     return max(1, int(rng.poisson(3.0 + 18.0 * np.log10(max(load_mm3, 600.0) / 600.0))))

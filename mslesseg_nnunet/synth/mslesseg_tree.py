@@ -17,7 +17,7 @@ import numpy as np
 from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.components import label_components
 from mslesseg_nnunet.nifti import write_volume
-from mslesseg_nnunet.synth.anatomy import template, template_coordinates
+from mslesseg_nnunet.synth.anatomy import expand_ventricles, template, template_coordinates
 from mslesseg_nnunet.synth.clinical import ScanRecord, write_info_dataset
 from mslesseg_nnunet.synth.contrasts import sample_contrast, texture_field
 from mslesseg_nnunet.synth.grids import Grid, mni_grid
@@ -25,8 +25,8 @@ from mslesseg_nnunet.synth.headers import mslesseg_header
 from mslesseg_nnunet.synth.lesions import MODALITIES, new_lesion, render
 from mslesseg_nnunet.synth.options import check_count, check_spacing
 from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
-from mslesseg_nnunet.synth.patients import (lesion_history, patient_warp, rigid, rng_for,
-                                            scanner_history)
+from mslesseg_nnunet.synth.patients import (atrophy, lesion_history, patient_warp, rigid,
+                                            rng_for, scanner_history)
 from mslesseg_nnunet.synth.scan import Sampler, render_modality, support
 from mslesseg_nnunet.synth.scanners import CATALOGUE, slice_thickness
 
@@ -61,12 +61,13 @@ class ScanJob:
 
 def _lesion_mask(lesions, sampler: Sampler, brain, grid: Grid, rng) -> tuple:
     """Render lesions and the scan's mask; add a lesion while the load is below the minimum."""
-    while True:
+    for _ in range(50):
         maps = render(lesions)
         mask = (sampler(maps.fraction) >= 0.5) & brain
         if mask.sum() * grid.voxel_volume >= MIN_LOAD_MM3:
             return maps, mask
         lesions = lesions + [new_lesion(rng, float(rng.uniform(500, 1200)), site="deep")]
+    raise RuntimeError("could not reach the minimum lesion load")
 
 
 def make_scan(job: ScanJob) -> ScanRecord:
@@ -79,6 +80,7 @@ def make_scan(job: ScanJob) -> ScanRecord:
     affine, displacement = patient_warp(job.seed, job.patient, grid)
     jitter = rigid(rng, rotation_deg=0.5, translation_mm=0.5)
     coords = template_coordinates(grid, affine @ jitter, displacement)
+    expand_ventricles(coords, atrophy(job.seed, job.patient, job.timepoint))
     sampler = Sampler(coords, support(4))
     brain = sampler(tpl.brain.astype(np.float32)) >= 0.5
     labelled = history[job.timepoint - 1]

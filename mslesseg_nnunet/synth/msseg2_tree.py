@@ -25,16 +25,17 @@ from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.components import label_components
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import write_volume
-from mslesseg_nnunet.synth.anatomy import template_coordinates
+from mslesseg_nnunet.synth.anatomy import expand_ventricles, template_coordinates
 from mslesseg_nnunet.synth.contrasts import sample_contrast, texture_field
 from mslesseg_nnunet.synth.fields import displacement_field
 from mslesseg_nnunet.synth.grids import Grid
 from mslesseg_nnunet.synth.head import head_flair, head_region
 from mslesseg_nnunet.synth.headers import msseg2_header
-from mslesseg_nnunet.synth.lesions import evolve, mimics, new_lesion, patient_lesions, render
+from mslesseg_nnunet.synth.lesions import (evolve, mimics, new_lesion, nominal_volume,
+                                            patient_lesions, render)
 from mslesseg_nnunet.synth.options import check_count, check_spacing
 from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
-from mslesseg_nnunet.synth.patients import BRAIN_CENTER, rigid, rng_for
+from mslesseg_nnunet.synth.patients import BRAIN_CENTER, atrophy, rigid, rng_for
 from mslesseg_nnunet.synth.scan import Sampler, render_modality
 from mslesseg_nnunet.synth.scanners import choose_scanner
 
@@ -98,8 +99,7 @@ def _expert_masks(job: PatientJob, new: list, sampler: Sampler, later: list) -> 
     masks = []
     for expert in range(N_EXPERTS):
         rng = rng_for(job.seed, _EXPERT, job.index, expert)
-        seen = [les for les in new
-                if rng.random() < (0.95 if sum(b.radii.prod() for b in les.blobs) > 12 else 0.7)]
+        seen = [les for les in new if rng.random() < (0.95 if nominal_volume(les) > 50 else 0.7)]
         if later and rng.random() < 0.2:
             seen.append(later[int(rng.integers(len(later)))])
         fraction = sampler(render(seen).fraction) if seen else None
@@ -125,7 +125,9 @@ def make_patient(job: PatientJob) -> PatientRecord:
     for time, lesions in ((1, old + mimic_list), (2, later + new + mimic_list)):
         scan_rng = rng_for(job.seed, _SCAN, job.index, time)
         jitter = rigid(scan_rng, rotation_deg=0.3, translation_mm=0.3)
-        sampler = Sampler(template_coordinates(grid, pose @ jitter, displacement), head_region())
+        coords = template_coordinates(grid, pose @ jitter, displacement)
+        expand_ventricles(coords, atrophy(job.seed, job.index, time))
+        sampler = Sampler(coords, head_region())
         contrast = sample_contrast(scan_rng, "FLAIR", scanner.intensity_scale, thickness)
         image = render_modality(contrast, render(lesions).delta["FLAIR"], sampler, grid,
                                 scan_rng, texture_field(grid, scan_rng), extra=head)

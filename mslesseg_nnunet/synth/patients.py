@@ -12,7 +12,7 @@ from mslesseg_nnunet.synth.scanners import choose_scanner
 
 #: MNI point about which patient-specific affine changes are applied (mm).
 BRAIN_CENTER = np.array([0.0, -18.0, 10.0])
-_LESIONS, _SCANNERS, _WARP = 1, 2, 3
+_LESIONS, _SCANNERS, _WARP, _ATROPHY = 1, 2, 3, 4
 
 
 def rng_for(seed: int, purpose: int, *keys: int) -> np.random.Generator:
@@ -21,7 +21,7 @@ def rng_for(seed: int, purpose: int, *keys: int) -> np.random.Generator:
 
 
 def lesion_history(seed: int, patient: int, n_timepoints: int,
-                   load_range: tuple[float, float] = (900.0, 100000.0)) -> tuple[list, list]:
+                   load_range: tuple[float, float] = (600.0, 60000.0)) -> tuple[list, list]:
     """Lesions at each timepoint (list of lists) and the patient's unlabelled mimics."""
     rng = rng_for(seed, _LESIONS, patient)
     load = float(np.exp(rng.uniform(*np.log(load_range))))
@@ -62,3 +62,9 @@ def patient_warp(seed: int, patient: int, grid: Grid) -> tuple[np.ndarray, np.nd
     rng = rng_for(seed, _WARP, patient)
     affine = rigid(rng, rotation_deg=1.5, translation_mm=1.0, scale=0.04)
     return affine, displacement_field(grid, rng, amplitude_mm=1.8)
+
+
+def atrophy(seed: int, patient: int, timepoint: int) -> float:
+    """Ventricle enlargement of a patient at a timepoint (0 = template size), slowly growing."""
+    base = rng_for(seed, _ATROPHY, patient).uniform(0.0, 0.3)
+    return float(base + 0.01 * (timepoint - 1))
