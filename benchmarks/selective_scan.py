@@ -1,7 +1,8 @@
 """Our chunked selective scan against the sequential reference, at sequence length 4096.
 
-Both get the same random inputs (positive time steps through softplus with a
-bias, D skip and z gate: the Mamba block's call). Each is timed ``--repeats``
+Both get the same inputs: the scan arguments that a freshly initialised Mamba
+block (d_state 16, expand 2; softplus time steps with bias, D skip, z gate)
+computes from random tokens. Each is timed ``--repeats``
 times and the minimum kept (to damp noise from other processes); forward, and
 forward + backward. Reported: the speed ratio reference / ours and the
 maximum absolute difference of the outputs. On a CUDA machine with
@@ -17,17 +18,16 @@ import time
 
 import torch
 
-from mslesseg_nnunet.networks.mamba import D_STATE
+from mslesseg_nnunet.networks.mamba import D_STATE, EXPAND, Mamba
 from mslesseg_nnunet.networks.selective_scan import selective_scan, selective_scan_sequential
 
 
-def make_inputs(batch: int, d_inner: int, d_state: int, length: int, device: str, requires_grad: bool) -> dict:
-    g = torch.Generator().manual_seed(0)
-    shapes = dict(u=(batch, d_inner, length), delta=(batch, d_inner, length), A=(d_inner, d_state),
-                  B=(batch, d_state, length), C=(batch, d_state, length), D=(d_inner,),
-                  z=(batch, d_inner, length), delta_bias=(d_inner,))
-    inputs = {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
-    inputs["A"] = -torch.exp(inputs["A"])
+def make_inputs(batch: int, d_inner: int, length: int, device: str, requires_grad: bool) -> dict:
+    """The scan arguments of a freshly initialised Mamba block (d_model = d_inner / 2) on random tokens."""
+    torch.manual_seed(0)
+    block = Mamba(d_inner // EXPAND)
+    with torch.no_grad():
+        inputs = block.scan_inputs(torch.randn(batch, length, d_inner // EXPAND))
     return {k: v.to(device).requires_grad_(requires_grad) for k, v in inputs.items()}
 
 
@@ -70,7 +70,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, device {args.device}")
     print(f"shape: batch {args.batch}, d_inner {args.d_inner}, d_state {D_STATE}, length {args.length}")
     for backward in (False, True):
-        inputs = make_inputs(args.batch, args.d_inner, D_STATE, args.length, args.device, backward)
+        inputs = make_inputs(args.batch, args.d_inner, args.length, args.device, backward)
         with torch.set_grad_enabled(backward):
             ours = best_time(lambda: run(selective_scan, inputs, backward), args.repeats)
             reference = best_time(lambda: run(selective_scan_sequential, inputs, backward), args.repeats)
@@ -91,7 +91,7 @@ def compare_with_kernel(args) -> None:
     except ImportError:
         print("mamba_ssm not installed: kernel comparison skipped")
         return
-    inputs = make_inputs(args.batch, args.d_inner, D_STATE, args.length, args.device, False)
+    inputs = make_inputs(args.batch, args.d_inner, args.length, args.device, False)
     with torch.no_grad():
         diff = (run(selective_scan, inputs, False) - run(selective_scan_fn, inputs, False)).abs().max()
     print(f"mamba_ssm kernel: max abs difference {diff.item():.2e}")

@@ -78,6 +78,8 @@ def write_volume(path: Path, data: np.ndarray, header: nib.Nifti1Header,
     hdr = header.copy()
     hdr.set_data_dtype(dtype)
     hdr.set_data_shape(data.shape)
+    if tuple(header.get_data_shape()) == tuple(data.shape):
+        hdr["pixdim"] = header["pixdim"]  # set_data_shape resets unused pixdim entries
     img = nib.Nifti1Image(np.asarray(data, dtype=dtype), None, hdr)
     # Nifti1Image(affine=None) keeps the header's qform/sform untouched.
     img.header.set_slope_inter(1.0, 0.0)

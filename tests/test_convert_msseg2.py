@@ -84,3 +84,19 @@ def test_missing_chosen_label_is_an_error(run_cli, src, tmp_path):
         proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "nnunet" / "nnUNet_raw").exists() or \
         not list((tmp_path / "nnunet" / "nnUNet_raw").iterdir())
+
+
+def test_converts_a_tree_from_mslesseg_synth(run_cli, tmp_path):
+    run_cli("synth", "msseg2", tmp_path / "synth", "--patients", 4, "--test-patients", 1,
+            "--spacing", 3)
+    run_cli("convert", "msseg2", tmp_path / "synth", "--dataset-id", 31)
+    ds = dataset(tmp_path)
+    patients = sorted(p.name for p in (tmp_path / "synth" / "training").iterdir())
+    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == [
+        f"MSSEG2_{p}.nii.gz" for p in patients]
+    for p in patients:
+        label = read(ds / "labelsTr" / f"MSSEG2_{p}.nii.gz")
+        assert label.dtype == np.uint8
+        np.testing.assert_array_equal(label, read(tmp_path / "synth" / "training" / p
+                                                  / "ground_truth.nii.gz"))
+    assert len(list((ds / "imagesTs").iterdir())) == 2

@@ -168,7 +168,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, run_cli):
     args = ("--patients", 1, "--test-patients", 0, "--timepoints", 2, "--spacing", 4)
     run_cli("synth", "mslesseg", tmp_path / "a", *args, "--seed", 3)
     run_cli("synth", "mslesseg", tmp_path / "b", *args, "--seed", 3, "--workers", 1)
-    run_cli("synth", "mslesseg", tmp_path / "c", *args, "--seed", 4)
+    run_cli("synth", "mslesseg", tmp_path / "c", *args, "--seed", 4, "--workers", 1)
     a, b, c = (_digests(tmp_path / x) for x in "abc")
     assert a == b
     common = [k for k in a.keys() & c.keys() if k.endswith("FLAIR.nii.gz")]
@@ -283,13 +283,13 @@ def test_existing_output_needs_overwrite(tmp_path, run_cli):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     proc = run_cli("synth", "msseg2", out, "--patients", 1, "--test-patients", 0,
-                   "--spacing", 4, check=False)
+                   "--spacing", 4, "--workers", 1, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--overwrite" in proc.stderr and str(out) in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
     run_cli("synth", "msseg2", out, "--patients", 1, "--test-patients", 0, "--spacing", 4,
-            "--overwrite")
+            "--workers", 1, "--overwrite")
     assert sorted(p.name for p in out.iterdir()) == ["training"]
 
 

@@ -49,7 +49,9 @@ def command_script(exp: Experiment, step: Step) -> str:
 
 
 def fingerprint(script: str) -> str:
-    return hashlib.sha256(script.encode()).hexdigest()[:16]
+    """Hash of what a step does: its script without comments (which name the experiment file)."""
+    body = "\n".join(line for line in script.splitlines() if not line.startswith("#"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 def wrapper_lines(step_dir_expr: str) -> list[str]:

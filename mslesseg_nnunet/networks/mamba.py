@@ -74,16 +74,20 @@ class Mamba(nn.Module):
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Map (batch, length, d_model) tokens to the same shape."""
+    def scan_inputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Selective-scan arguments (u, delta, A, B, C, D, z, delta_bias) for (batch, length, d_model) tokens."""
         length = tokens.shape[1]
         x, z = self.in_proj(tokens).transpose(1, 2).chunk(2, dim=1)
         x = F.silu(self.conv1d(x)[..., :length])
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)
-        y = run_selective_scan(x.contiguous(), delta.contiguous(), -torch.exp(self.A_log.float()),
-                               B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
-                               self.D.float(), z.contiguous(), self.dt_proj.bias.float())
+        return dict(u=x.contiguous(), delta=delta.contiguous(), A=-torch.exp(self.A_log.float()),
+                    B=B.transpose(1, 2).contiguous(), C=C.transpose(1, 2).contiguous(), D=self.D.float(),
+                    z=z.contiguous(), delta_bias=self.dt_proj.bias.float())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Map (batch, length, d_model) tokens to the same shape."""
+        y = run_selective_scan(**self.scan_inputs(tokens))
         return self.out_proj(y.transpose(1, 2))
 
 

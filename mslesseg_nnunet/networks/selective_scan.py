@@ -33,15 +33,17 @@ def _discretize(u, delta, A, B, delta_bias, delta_softplus):
         delta = delta + delta_bias[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    delta = delta.transpose(1, 2).unsqueeze(-1)
+    # (b, l, ...) row-major small factors, so that the (b, l, d, n) products are
+    # contiguous and the per-position slices of the scan are dense blocks
+    delta = delta.transpose(1, 2).contiguous().unsqueeze(-1)
     decay = torch.exp(delta * A)
-    drive = (delta * u.transpose(1, 2).unsqueeze(-1)) * B.transpose(1, 2).unsqueeze(2)
+    drive = (delta * u.transpose(1, 2).contiguous().unsqueeze(-1)) * B.transpose(1, 2).contiguous().unsqueeze(2)
     return decay, drive
 
 
 def _readout(states, u, C, D, z):
     """Project states (b, l, d, n) onto C, add the skip term and the z gate (b, d, l)."""
-    y = (states * C.transpose(1, 2).unsqueeze(2)).sum(-1).transpose(1, 2)
+    y = (states * C.transpose(1, 2).contiguous().unsqueeze(2)).sum(-1).transpose(1, 2)
     if D is not None:
         y = y + u * D[:, None]
     if z is not None:
@@ -95,10 +97,16 @@ class _LinearScan(torch.autograd.Function):
 
 
 def _chunked_scan(decay, drive, chunk):
-    """Forward chunked scan (no autograd graph needed): chunks, then the recursive carry."""
+    """Forward chunked scan (runs without an autograd graph).
+
+    Pass 1 reduces every chunk to its end state and total decay (nothing is
+    stored per position); the chunk ends are combined by the same scan on the
+    ``chunk`` times shorter sequence of chunks; pass 2 rescans every chunk
+    from its carried-in state, writing the states.
+    """
     batch, length, *rest = drive.shape
     if length <= chunk:
-        return _scan_positions(decay, drive)[0]
+        return _scan_positions(decay, drive)
     n_chunks = -(-length // chunk)
     pad = n_chunks * chunk - length
     if pad:
@@ -107,21 +115,32 @@ def _chunked_scan(decay, drive, chunk):
         drive = F.pad(drive, pad_spec, value=0.0)
     decay = decay.reshape(batch * n_chunks, chunk, *rest)
     drive = drive.reshape(batch * n_chunks, chunk, *rest)
-    states, cum_decay = _scan_positions(decay, drive)
-    ends = _chunked_scan(cum_decay[:, -1].reshape(batch, n_chunks, *rest),
-                         states[:, -1].reshape(batch, n_chunks, *rest), chunk)
-    carried = F.pad(ends[:, :-1], (0, 0) * len(rest) + (1, 0)).reshape(batch * n_chunks, 1, *rest)
-    states.addcmul_(cum_decay, carried)
+    total_decay, end_state = _reduce_positions(decay, drive)
+    ends = _chunked_scan(total_decay.reshape(batch, n_chunks, *rest), end_state.reshape(batch, n_chunks, *rest),
+                         chunk)
+    carried = F.pad(ends[:, :-1], (0, 0) * len(rest) + (1, 0))
+    states = _scan_positions(decay, drive, carried.reshape(batch * n_chunks, *rest))
     return states.reshape(batch, n_chunks * chunk, *rest)[:, :length]
 
 
-def _scan_positions(decay, drive):
-    """Scan along dim 1 one position at a time (short axes only); also return the cumulative decays."""
-    states = torch.empty_like(drive)
-    states[:, 0] = drive[:, 0]
+def _reduce_positions(decay, drive):
+    """Product of the decays and end state of a scan along dim 1 (started from 0)."""
+    total, state = decay[:, 0], drive[:, 0]
     for t in range(1, drive.shape[1]):
-        torch.addcmul(drive[:, t], decay[:, t], states[:, t - 1], out=states[:, t])
-    return states, torch.cumprod(decay, dim=1)
+        state = torch.addcmul(drive[:, t], decay[:, t], state)
+        total = total * decay[:, t]
+    return total, state
+
+
+def _scan_positions(decay, drive, initial=None):
+    """All states of a scan along dim 1 (short axes only), from state ``initial`` (or 0)."""
+    states = torch.empty_like(drive)
+    state = drive[:, 0] if initial is None else torch.addcmul(drive[:, 0], decay[:, 0], initial)
+    states[:, 0] = state
+    for t in range(1, drive.shape[1]):
+        state = torch.addcmul(drive[:, t], decay[:, t], state)
+        states[:, t] = state
+    return states
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
