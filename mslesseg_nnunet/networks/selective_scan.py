@@ -6,16 +6,17 @@ The recurrence, per batch ``b``, channel ``d`` and state ``n``::
     y[t] = sum_n C[n, t] * h[t, n] + D[d] * u[t]          (then * silu(z[t]))
 
 is the same math as ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``.
-:func:`selective_scan` evaluates the linear recurrence with a two-level chunked
-scan (:func:`linear_scan`): the sequence is cut into chunks of ``chunk``
-positions, every chunk is scanned at once (a loop over the positions of ONE
-chunk, vectorised over all chunks), the chunk end states are combined by the
-same scan applied recursively to the much shorter sequence of chunks, and the
-carried-in states are added back with the cumulative decays. The work is
-linear in the sequence length and only multiplications of decays <= 1 are
-involved (no division, no exponent overflow). Its gradient is the same scan
-run backwards in time (a custom autograd function), so no per-position graph
-is stored.
+:func:`selective_scan` evaluates the linear recurrence with a chunked scan
+(:func:`linear_scan`): the sequence is cut into chunks of ``chunk`` positions;
+pass 1 reduces every chunk to its end state and total decay (a loop over the
+positions of ONE chunk, vectorised over all chunks), the chunk end states are
+combined by the same scan applied recursively to the ``chunk`` times shorter
+sequence of chunks, and pass 2 rescans every chunk from its carried-in state.
+The work is linear in the sequence length, there are ``chunk * log_chunk(L)``
+Python steps instead of ``L``, and only products of decays <= 1 are formed
+(no division, no exponent overflow). The gradient is the same scan run
+backwards in time (a custom autograd function), so no per-position graph is
+stored.
 :func:`selective_scan_sequential` is the naive one-position-at-a-time
 reference used by the tests and the benchmark.
 """
@@ -36,7 +37,7 @@ def _discretize(u, delta, A, B, delta_bias, delta_softplus):
     # (b, l, ...) row-major small factors, so that the (b, l, d, n) products are
     # contiguous and the per-position slices of the scan are dense blocks
     delta = delta.transpose(1, 2).contiguous().unsqueeze(-1)
-    decay = torch.exp(delta * A)
+    decay = (delta * A).exp_()
     drive = (delta * u.transpose(1, 2).contiguous().unsqueeze(-1)) * B.transpose(1, 2).contiguous().unsqueeze(2)
     return decay, drive
 
