@@ -12,7 +12,7 @@ pass 1 reduces every chunk to its end state and total decay (a loop over the
 positions of ONE chunk, vectorised over all chunks), the chunk end states are
 combined by the same scan applied recursively to the ``chunk`` times shorter
 sequence of chunks, and pass 2 rescans every chunk from its carried-in state.
-The work is linear in the sequence length, there are ``chunk * log_chunk(L)``
+The work is linear in the sequence length, there are about ``2 * chunk * log_chunk(L)``
 Python steps instead of ``L``, and only products of decays <= 1 are formed
 (no division, no exponent overflow). The gradient is the same scan run
 backwards in time (a custom autograd function), so no per-position graph is
@@ -44,7 +44,7 @@ def _discretize(u, delta, A, B, delta_bias, delta_softplus):
 
 def _readout(states, u, C, D, z):
     """Project states (b, l, d, n) onto C, add the skip term and the z gate (b, d, l)."""
-    y = (states * C.transpose(1, 2).contiguous().unsqueeze(2)).sum(-1).transpose(1, 2)
+    y = torch.einsum("bldn,bln->bld", states, C.transpose(1, 2).contiguous()).transpose(1, 2)
     if D is not None:
         y = y + u * D[:, None]
     if z is not None:
@@ -90,15 +90,15 @@ class _LinearScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_states):
         decay, states = ctx.saved_tensors
-        # reversed time: position s pairs with t = L-1-s and is decayed by decay[t+1]
-        reversed_decay = F.pad(decay.flip(1)[:, :-1], (0, 0) * (decay.dim() - 2) + (1, 0), value=1.0)
-        grad_drive = _chunked_scan(reversed_decay, grad_states.flip(1), ctx.chunk).flip(1)
-        previous = F.pad(states[:, :-1], (0, 0) * (states.dim() - 2) + (1, 0))
+        pad_time = (0, 0) * (decay.dim() - 2)
+        next_decay = F.pad(decay[:, 1:], pad_time + (0, 1), value=1.0)  # decay[t+1] at t
+        grad_drive = _chunked_scan(next_decay, grad_states.contiguous(), ctx.chunk, reverse=True)
+        previous = F.pad(states[:, :-1], pad_time + (1, 0))  # h[t-1] at t
         return grad_drive * previous, grad_drive, None
 
 
-def _chunked_scan(decay, drive, chunk):
-    """Forward chunked scan (runs without an autograd graph).
+def _chunked_scan(decay, drive, chunk, reverse=False):
+    """Chunked scan along dim 1 (runs without an autograd graph); ``reverse`` scans from the end.
 
     Pass 1 reduces every chunk to its end state and total decay (nothing is
     stored per position); the chunk ends are combined by the same scan on the
@@ -107,38 +107,45 @@ def _chunked_scan(decay, drive, chunk):
     """
     batch, length, *rest = drive.shape
     if length <= chunk:
-        return _scan_positions(decay, drive)
+        return _scan_positions(decay, drive, None, reverse)
     n_chunks = -(-length // chunk)
     pad = n_chunks * chunk - length
-    if pad:
+    if pad:  # neutral positions after the end: decay 1, drive 0
         pad_spec = (0, 0) * len(rest) + (0, pad)
         decay = F.pad(decay, pad_spec, value=1.0)
         drive = F.pad(drive, pad_spec, value=0.0)
     decay = decay.reshape(batch * n_chunks, chunk, *rest)
     drive = drive.reshape(batch * n_chunks, chunk, *rest)
-    total_decay, end_state = _reduce_positions(decay, drive)
+    total_decay, end_state = _reduce_positions(decay, drive, reverse)
     ends = _chunked_scan(total_decay.reshape(batch, n_chunks, *rest), end_state.reshape(batch, n_chunks, *rest),
-                         chunk)
-    carried = F.pad(ends[:, :-1], (0, 0) * len(rest) + (1, 0))
-    states = _scan_positions(decay, drive, carried.reshape(batch * n_chunks, *rest))
+                         chunk, reverse)
+    shift = (0, 1) if reverse else (1, 0)  # each chunk starts from the previous chunk's end
+    carried = F.pad(ends[:, 1:] if reverse else ends[:, :-1], (0, 0) * len(rest) + shift)
+    states = _scan_positions(decay, drive, carried.reshape(batch * n_chunks, *rest), reverse)
     return states.reshape(batch, n_chunks * chunk, *rest)[:, :length]
 
 
-def _reduce_positions(decay, drive):
-    """Product of the decays and end state of a scan along dim 1 (started from 0)."""
-    total, state = decay[:, 0], drive[:, 0]
-    for t in range(1, drive.shape[1]):
+def _order(length: int, reverse: bool) -> list[int]:
+    return list(range(length - 1, -1, -1) if reverse else range(length))
+
+
+def _reduce_positions(decay, drive, reverse):
+    """Product of the decays and end state of a scan along dim 1 started from 0."""
+    first, *others = _order(drive.shape[1], reverse)
+    total, state = decay[:, first], drive[:, first]
+    for t in others:
         state = torch.addcmul(drive[:, t], decay[:, t], state)
         total = total * decay[:, t]
     return total, state
 
 
-def _scan_positions(decay, drive, initial=None):
-    """All states of a scan along dim 1 (short axes only), from state ``initial`` (or 0)."""
+def _scan_positions(decay, drive, initial, reverse):
+    """All states of a scan along dim 1 (short axes only), from state ``initial`` (None: 0)."""
+    first, *others = _order(drive.shape[1], reverse)
     states = torch.empty_like(drive)
-    state = drive[:, 0] if initial is None else torch.addcmul(drive[:, 0], decay[:, 0], initial)
-    states[:, 0] = state
-    for t in range(1, drive.shape[1]):
+    state = drive[:, first] if initial is None else torch.addcmul(drive[:, first], decay[:, first], initial)
+    states[:, first] = state
+    for t in others:
         state = torch.addcmul(drive[:, t], decay[:, t], state)
         states[:, t] = state
     return states

@@ -10,7 +10,7 @@ from mslesseg_nnunet.nifti import make_header
 MSLESSEG_DESCRIP = b"2203.11-dirty 2023-08-23T14:21:21+01:00"
 
 
-def mslesseg_header(affine: np.ndarray, mask: bool) -> nib.Nifti1Header:
+def mslesseg_header(affine: np.ndarray, shape: tuple, mask: bool) -> nib.Nifti1Header:
     """Header of an MSLesSeg image (qform/sform code 4, MNI) or mask (code 1, scanner).
 
     As in the real files, masks carry negative zeros in the sform rows and a
@@ -18,6 +18,7 @@ def mslesseg_header(affine: np.ndarray, mask: bool) -> nib.Nifti1Header:
     """
     code = 1 if mask else 4
     hdr = make_header(affine, qform_code=code, sform_code=code)
+    hdr.set_data_shape(shape)           # so that the writer keeps pixdim[4:] as set here
     hdr["descrip"] = MSLESSEG_DESCRIP
     pixdim = hdr["pixdim"].copy()
     pixdim[4:] = [0.0 if mask else 1.0, 0.0, 0.0, 0.0]

@@ -96,8 +96,9 @@ def make_scan(job: ScanJob) -> ScanRecord:
     for m in MODALITIES:
         image = render_modality(contrasts[m], maps.delta[m], sampler, grid, rng, texture)
         image = np.where(brain, np.rint(np.maximum(image, 0.0)), 0.0).astype(np.float32)
-        write_volume(paths[m], image, mslesseg_header(grid.affine, mask=False))
-    write_volume(paths["MASK"], mask.astype(np.float32), mslesseg_header(grid.affine, mask=True))
+        write_volume(paths[m], image, mslesseg_header(grid.affine, grid.shape, mask=False))
+    write_volume(paths["MASK"], mask.astype(np.float32),
+                 mslesseg_header(grid.affine, grid.shape, mask=True))
     _, n_lesions = label_components(mask, connectivity=6)
     return ScanRecord(patient=job.patient, timepoint=job.timepoint,
                       lesion_voxels=int(mask.sum()), lesion_count=n_lesions,
