@@ -250,7 +250,11 @@ def _predict_argv(exp: Experiment, out: Path, model_dirs, extra=()) -> tuple[str
     argv = ["mslesseg", "predict", "-i", str(exp.test.input), "-o", str(out), "--models",
             *map(str, model_dirs), "--folds", *map(str, t.folds), "--device", t.device,
             "--overwrite", *extra]
-    return tuple(argv + ([] if exp.test.tta else ["--disable-tta"]))
+    if not exp.test.tta:
+        argv.append("--disable-tta")
+    if exp.test.workers is not None:
+        argv += ["--workers", str(exp.test.workers)]
+    return tuple(argv)
 
 
 def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:

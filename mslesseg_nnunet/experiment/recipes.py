@@ -209,6 +209,8 @@ rule = "madseg"
 [test]
 protocol = "mslesseg"
 report = true
+tta = false                        # no mirroring at test time: 8x fewer network passes on CPU
+workers = 0                        # nnU-Net pre/postprocessing in the predicting process
 """
 
 RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO}

@@ -111,6 +111,7 @@ class TestSet:
     protocol: str
     report: bool
     tta: bool = True
+    workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -457,8 +458,9 @@ def _test(t: Table, source: Source | None, base: Path, workdir: Path, raw: Path,
     if report and gt is None:
         t.fail("report", "needs ground truth (set gt)")
     tta = t.get("tta", bool, True)
+    workers = t.integer("workers", 0, None, None)
     t.finish()
-    return TestSet(test_input, gt, protocol, report, tta)
+    return TestSet(test_input, gt, protocol, report, tta, workers)
 
 
 def _resources(t: Table) -> dict:
