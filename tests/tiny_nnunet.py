@@ -71,7 +71,7 @@ def training_env(env: dict) -> dict:
     return {**env, "nnUNet_n_proc_DA": "0"}
 
 
-def run_tool(name: str, *args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_tool(name: str, *args: str, env: dict, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run an installed console script (nnUNetv2_*, mslesseg) of this venv; raise with its output on failure."""
     exe = Path(sys.executable).with_name(name)
     proc = subprocess.run([str(exe), *map(str, args)], env=env, capture_output=True, text=True,
