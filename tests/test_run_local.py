@@ -38,6 +38,10 @@ def test_local_run_resumes_and_isolates_failures(tmp_path, run_cli):
 
     third = run_cli("run", toml)
     assert "0 to run" in third.stdout and marker_times(work) == after
+    # A copy of the file under another name is the same experiment: nothing reruns.
+    copy = tmp_path / "copy.toml"
+    copy.write_text(toml.read_text())
+    assert "0 to run" in run_cli("run", copy).stdout and marker_times(work) == after
 
 
 def test_changed_command_reruns_step_and_dependants(tmp_path, run_cli):

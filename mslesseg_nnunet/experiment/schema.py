@@ -208,7 +208,7 @@ def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experi
         top.fail("[training]", "needs a [source] section")
     tuning = _section(top, "tuning", _tuning, training)
     ensemble = _section(top, "ensemble", _ensemble, training, labellings)
-    test = _section(top, "test", _test, source, base, workdir, raw, training, check_paths)
+    test = _section(top, "test", _test, source, base, raw, training, check_paths)
     resources = _resources(top.sub("resources", {}))
     custom = _custom_steps(top, file)
     top.finish()
@@ -424,25 +424,24 @@ def _ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
     return Ensemble(rule, tuple(members))
 
 
-def default_test_paths(source: Source, workdir: Path, raw: Path | None) -> tuple[Path | None, Path | None]:
+def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | None]:
     """The test input and ground truth a source provides, when it has them."""
     if source.kind in ("mslesseg", "synthetic-mslesseg"):
         return source.path / "test", source.path / "test"
     if source.kind in ("msseg2", "synthetic-msseg2"):
         return source.path / "testing", None
-    if raw is not None:
-        folder = next(iter(sorted(raw.glob(f"Dataset{source.dataset_id:03d}_*"))), None)
-        if folder is not None:
-            gt = folder / "labelsTs"
-            return folder / "imagesTs", gt if gt.is_dir() else None
-    return None, None
+    folder = next(iter(sorted(raw.glob(f"Dataset{source.dataset_id:03d}_*"))), None)
+    if folder is None:
+        return None, None
+    gt = folder / "labelsTs"
+    return folder / "imagesTs", gt if gt.is_dir() else None
 
 
-def _test(t: Table, source: Source | None, base: Path, workdir: Path, raw: Path, training,
+def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
           check_paths: bool) -> TestSet:
     if training is None or source is None:
         t.fail(None, "needs [source] and [training] sections")
-    default_input, default_gt = default_test_paths(source, workdir, raw)
+    default_input, default_gt = default_test_paths(source, raw)
     given_input = t.get("input", str, None)
     given_gt = t.get("gt", str, None)
     test_input = base / given_input if given_input else default_input
