@@ -12,6 +12,7 @@ built, planned and preprocessed by stock nnU-Net and shrunk by
 ``mslesseg cpu-plans`` in a temporary folder (needs the repository's tests/).
 
     python benchmarks/trainers.py --iterations 5 --repeats 4
+    python benchmarks/trainers.py --threads 1 --clock cpu     # on a shared, loaded machine
     python benchmarks/trainers.py --dataset 101 --plans nnUNetPlans --device cuda
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations per trainer")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: process CPU time, robust on a shared machine (use with --threads 1)")
     return p.parse_args(argv)
 
 
@@ -71,15 +74,15 @@ def start_trainer(name, args, device):
     return trainer
 
 
-def timed_iteration(trainer, device) -> tuple[float, float]:
+def timed_iteration(trainer, device, clock) -> tuple[float, float]:
     """(data seconds, step seconds) of one training iteration."""
     sync(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     batch = next(trainer.dataloader_train)
-    t1 = time.perf_counter()
+    t1 = clock()
     trainer.train_step(batch)
     sync(device)
-    return t1 - t0, time.perf_counter() - t1
+    return t1 - t0, clock() - t1
 
 
 def benchmark(args) -> dict[str, dict[str, list[float]]]:
@@ -90,13 +93,14 @@ def benchmark(args) -> dict[str, dict[str, list[float]]]:
         torch.set_num_threads(args.threads)
     trainers = {name: start_trainer(name, args, device) for name in args.trainers}
     times = {name: {"data": [], "step": []} for name in trainers}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for trainer in trainers.values():
         for _ in range(args.warmup):
-            timed_iteration(trainer, device)
+            timed_iteration(trainer, device, clock)
     for _ in range(args.repeats):
         for name, trainer in trainers.items():
             for _ in range(args.iterations):
-                data, step = timed_iteration(trainer, device)
+                data, step = timed_iteration(trainer, device, clock)
                 times[name]["data"].append(data)
                 times[name]["step"].append(step)
     return times
@@ -129,8 +133,8 @@ def main(argv=None) -> int:
     import torch
 
     n = args.iterations * args.repeats
-    print(f"\n{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, plans "
-          f"{args.plans}, {n} timed iterations per trainer (medians)\n")
+    print(f"\n{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.clock} clock, plans {args.plans}, {n} timed iterations per trainer (medians)\n")
     print(markdown(times, args.trainers[0]))
     return 0
 
