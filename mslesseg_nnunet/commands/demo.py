@@ -6,7 +6,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the whole pipeline on synthetic scans on this machine (CPU, ~15 min)",
+        "demo", help="run the whole pipeline on synthetic scans on this machine (CPU)",
         description="Write the demo recipe to WORKDIR/demo.toml and run it locally (a rerun "
                     "skips the finished steps): synthetic data, conversion, MSL/DBL "
                     "relabelling, CPU plans, short trainings, tuning, test predictions, fused "

@@ -152,7 +152,7 @@ DEMO = """\
 # The whole MadSeg pipeline at CPU size, on synthetic MSLesSeg-layout scans (mslesseg demo):
 # synth -> convert -> MSL + DBL relabel -> plan/preprocess -> CPU plans -> 2 short-schedule
 # trainers x 2 labellings x 2 folds -> tune -> test predictions -> fused ensemble -> evaluate
-# -> HTML report. About 15 minutes on 2 CPU cores.
+# -> HTML report. Measured times and test Dice: docs/benchmarks.md.
 
 [experiment]
 name = "demo"
