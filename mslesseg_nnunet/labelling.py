@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from mslesseg_nnunet.components import component_sizes, label_components
 from mslesseg_nnunet.errors import UserError
@@ -57,6 +56,8 @@ def distance_labels(mask: np.ndarray, distance2: float = DEFAULT_DISTANCE2) -> n
     out = lesion.astype(np.uint8)
     if lesion.any() and not lesion.all():
         # Squared distances between voxel centres are integers: round away sqrt's error.
+        from scipy import ndimage  # imported here: scipy.ndimage slows every CLI start
+
         squared = np.rint(ndimage.distance_transform_edt(lesion) ** 2)
         out[squared > distance2] = 2
     elif lesion.all():

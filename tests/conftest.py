@@ -38,7 +38,6 @@ def run_cli(tmp_path):
     base_env = dict(os.environ)
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         base_env[var] = str(tmp_path / "nnunet" / var)
-    base_env.setdefault("nnUNet_n_proc_DA", "0")
 
     def run(*args, env=None, check=True, timeout=1800):
         full_env = {**base_env, **(env or {})}
