@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tiny_nnunet import TinyNnunet, nnunet_subprocess_env, run_tool, write_raw_dataset
+from tiny_nnunet import TinyNnunet, run_tool, write_tiny_datasets
 
 TRAINER = "nnUNetTrainer"
 PLANS = "nnUNetPlansCPU"
@@ -30,11 +30,7 @@ for model in sys.argv[1:]:
 
 def plan_tiny_datasets(root: Path) -> TinyNnunet:
     """Raw binary/MSL/DBL tiny datasets; stock planning and preprocessing of the binary one."""
-    tiny = TinyNnunet(Path(root), nnunet_subprocess_env(Path(root)))
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        Path(tiny.env[var]).mkdir(parents=True, exist_ok=True)
-    for labelling in ("binary", "msl", "dbl"):
-        write_raw_dataset(tiny.raw_dir(labelling), labelling, seed=tiny.dataset_ids[labelling])
+    tiny = write_tiny_datasets(root)
     run_tool("nnUNetv2_plan_and_preprocess", "-d", str(tiny.dataset_ids["binary"]), "-c",
              "3d_fullres", "-np", "1", "-npfp", "1", "--no_pbar", env=tiny.env)
     return tiny

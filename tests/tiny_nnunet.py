@@ -143,17 +143,23 @@ def write_splits(preprocessed_dir: Path) -> None:
     (preprocessed_dir / "splits_final.json").write_text(json.dumps(splits, indent=2))
 
 
+def write_tiny_datasets(root: Path, labellings=("binary", "msl", "dbl"), shape=SHAPE) -> TinyNnunet:
+    """The nnU-Net folders under ``root`` and one raw dataset per labelling (not planned)."""
+    root = Path(root)
+    tiny = TinyNnunet(root, nnunet_subprocess_env(root))
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        Path(tiny.env[var]).mkdir(parents=True, exist_ok=True)
+    for lab in labellings:
+        write_raw_dataset(tiny.raw_dir(lab), lab, seed=tiny.dataset_ids[lab], shape=shape)
+    return tiny
+
+
 def build_tiny_nnunet(root: Path, labellings=("binary", "msl", "dbl"), shape=SHAPE) -> TinyNnunet:
     """Raw datasets, stock planning (default + ResEnc-M) and preprocessing, 5-fold splits,
     and CPU plans (``nnUNetPlansCPU``, ``nnUNetResEncUNetMPlansCPU``)."""
-    root = Path(root)
-    env = nnunet_subprocess_env(root)
-    tiny = TinyNnunet(root, env)
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        Path(env[var]).mkdir(parents=True, exist_ok=True)
+    tiny = write_tiny_datasets(root, labellings, shape)
+    env = tiny.env
     ids = [str(tiny.dataset_ids[lab]) for lab in labellings]
-    for lab in labellings:
-        write_raw_dataset(tiny.raw_dir(lab), lab, seed=tiny.dataset_ids[lab], shape=shape)
     run_tool("nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-np", "1",
              "-npfp", "1", "--no_pbar", env=env)
     run_tool("nnUNetv2_plan_experiment", "-d", *ids, "-pl", "nnUNetPlannerResEncM", env=env)
