@@ -7,6 +7,32 @@ from __future__ import annotations
 
 _PROB_THRESHOLDS = ", ".join(f"{0.5 + 0.05 * i:.2f}" for i in range(11))
 
+# SLURM resources shared by the full-size recipes (one GPU per training, prediction and ensemble).
+GPU_CLUSTER_RESOURCES = """\
+[resources.default]
+cpus = 4
+mem = "16G"
+time = "04:00:00"
+
+[resources.train]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "2-00:00:00"
+
+[resources.predict]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "08:00:00"
+
+[resources.ensemble]
+gpus = 1
+cpus = 8
+mem = "32G"
+time = "12:00:00"
+"""
+
 MADSEG = f"""\
 # MadSeg, winner of the ICPR 2024 MSLesSeg challenge (mean test Dice 0.7146), as an experiment:
 # multi-size (MSL) and distance-based (DBL) labellings x 5 training schemes x 5 folds = 50
@@ -65,29 +91,7 @@ members = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]   # MadSeg averaged Defaul
 [test]                             # input and ground truth default to the source's test/ folder
 protocol = "mslesseg"
 
-[resources.default]
-cpus = 4
-mem = "16G"
-time = "04:00:00"
-
-[resources.train]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "2-00:00:00"
-
-[resources.predict]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "08:00:00"
-
-[resources.ensemble]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "12:00:00"
-"""
+""" + GPU_CLUSTER_RESOURCES
 
 MSSEG2 = """\
 # MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:
@@ -124,29 +128,7 @@ rule = "mean"
 [test]                             # the testing/ folder has no ground truth: predictions only
 protocol = "msseg2"
 
-[resources.default]
-cpus = 4
-mem = "16G"
-time = "04:00:00"
-
-[resources.train]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "2-00:00:00"
-
-[resources.predict]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "08:00:00"
-
-[resources.ensemble]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "12:00:00"
-"""
+""" + GPU_CLUSTER_RESOURCES
 
 DEMO = """\
 # The whole MadSeg pipeline at CPU size, on synthetic MSLesSeg-layout scans (mslesseg demo):
