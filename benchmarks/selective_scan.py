@@ -6,7 +6,7 @@ computes from random tokens. Each is timed ``--repeats``
 times and the minimum kept (to damp noise from other processes); forward, and
 forward + backward. Reported: the speed ratio reference / ours and the
 maximum absolute difference of the outputs. On a CUDA machine with
-``mamba_ssm`` installed the kernel is compared too (max abs difference)::
+``mamba_ssm`` installed the kernel is compared too (max abs difference and times)::
 
     python benchmarks/selective_scan.py [--length 4096] [--batch 1] [--d-inner 32] [--repeats 3] [--threads 1]
 """
@@ -28,7 +28,7 @@ def make_inputs(batch: int, d_inner: int, length: int, device: str, requires_gra
     block = Mamba(d_inner // EXPAND)
     with torch.no_grad():
         inputs = block.scan_inputs(torch.randn(batch, length, d_inner // EXPAND))
-    return {k: v.to(device).requires_grad_(requires_grad) for k, v in inputs.items()}
+    return {k: v.detach().to(device).requires_grad_(requires_grad) for k, v in inputs.items()}
 
 
 def best_time(fn, repeats: int) -> tuple[float, float]:
@@ -38,10 +38,13 @@ def best_time(fn, repeats: int) -> tuple[float, float]:
     processes share the cores; the wall time includes waiting for them.
     """
     fn()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # CUDA runs asynchronously
     wall, cpu = [], []
     for _ in range(repeats):
+        sync()
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         fn()
+        sync()
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
     return min(wall), min(cpu)
@@ -95,6 +98,14 @@ def compare_with_kernel(args) -> None:
     with torch.no_grad():
         diff = (run(selective_scan, inputs, False) - run(selective_scan_fn, inputs, False)).abs().max()
     print(f"mamba_ssm kernel: max abs difference {diff.item():.2e}")
+    for backward in (False, True):
+        inputs = make_inputs(args.batch, args.d_inner, args.length, args.device, backward)
+        with torch.set_grad_enabled(backward):
+            ours = best_time(lambda: run(selective_scan, inputs, backward), args.repeats)[0]
+            kernel = best_time(lambda: run(selective_scan_fn, inputs, backward), args.repeats)[0]
+        label = "forward + backward" if backward else "forward"
+        print(f"{label} (wall): ours {ours * 1e3:.2f} ms, mamba_ssm kernel {kernel * 1e3:.2f} ms, "
+              f"ours / kernel {ours / kernel:.1f}x")
 
 
 if __name__ == "__main__":

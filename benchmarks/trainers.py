@@ -64,10 +64,30 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def settle_sys_modules() -> None:
+    """Read ``__file__``/``__path__`` of every loaded module until no new module appears.
+
+    nnU-Net 2.8.1's trainer lookup iterates ``sys.modules`` while reading these
+    attributes; with ``mamba_ssm`` loaded (it pulls in lazily importing modules)
+    such a read can import, and the lookup fails with "dictionary changed size
+    during iteration" (seen on a GPU machine from the fifth trainer on).
+    """
+    count = -1
+    while count != len(sys.modules):
+        count = len(sys.modules)
+        for module in list(sys.modules.values()):
+            for attr in ("__file__", "__path__"):
+                try:
+                    getattr(module, attr, None)
+                except Exception:
+                    pass
+
+
 def start_trainer(name, args, device):
     """A trainer as nnUNetv2_train builds it, with its dataloaders running."""
     from nnunetv2.run.run_training import get_trainer_from_args
 
+    settle_sys_modules()
     trainer = get_trainer_from_args(args.dataset, args.configuration, 0, name, args.plans, device=device)
     trainer.on_train_start()
     trainer.on_train_epoch_start()

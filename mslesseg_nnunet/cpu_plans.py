@@ -57,27 +57,30 @@ def shrink_architecture(arch_kwargs: dict, num_stages: int = NUM_STAGES) -> dict
     return out
 
 
-def shrink_configuration(configuration: dict) -> dict:
-    """A copy of one resolved plans configuration with the CPU network, patch and batch size."""
+def shrink_configuration(configuration: dict, target_patch=TARGET_PATCH) -> dict:
+    """A copy of one resolved plans configuration with the CPU network, patch and batch size;
+    the patch has at most as many voxels as ``target_patch``."""
     out = deepcopy(configuration)
     out.pop("inherits_from", None)
     arch = shrink_architecture(configuration["architecture"]["arch_kwargs"])
     out["architecture"]["arch_kwargs"] = arch
     out["patch_size"] = shrunk_patch_size(configuration["patch_size"],
                                           configuration["median_image_size_in_voxels"],
-                                          stage_divisors(arch["strides"]))
+                                          stage_divisors(arch["strides"]),
+                                          int(np.prod(target_patch)))
     out["batch_size"] = BATCH_SIZE
     return out
 
 
-def make_cpu_plans(plans: dict, configuration: str, plans_name: str) -> dict:
+def make_cpu_plans(plans: dict, configuration: str, plans_name: str,
+                   target_patch=TARGET_PATCH) -> dict:
     """Whole plans dict with ``configuration`` shrunk and ``plans_name`` renamed."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     resolved = PlansManager(deepcopy(plans)).get_configuration(configuration).configuration
     out = deepcopy(plans)
     out["plans_name"] = plans_name
-    out["configurations"][configuration] = shrink_configuration(resolved)
+    out["configurations"][configuration] = shrink_configuration(resolved, target_patch)
     return out
 
 
@@ -96,7 +99,7 @@ def preprocessed_dataset_dir(dataset: str | int) -> Path:
 
 def write_cpu_plans(dataset: str | int, source_plans: str = "nnUNetPlans",
                     plans_name: str = "nnUNetPlansCPU", configuration: str = "3d_fullres",
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, target_patch=TARGET_PATCH) -> Path:
     """Write ``plans_name.json`` next to ``source_plans.json``; return its path."""
     folder = preprocessed_dataset_dir(dataset)
     source = folder / f"{source_plans}.json"
@@ -110,7 +113,7 @@ def write_cpu_plans(dataset: str | int, source_plans: str = "nnUNetPlans",
         raise UserError(f"{source}: has no configuration {configuration!r} "
                         f"(has {', '.join(plans.get('configurations', {}))})")
     check_can_write(target, overwrite)
-    cpu_plans = make_cpu_plans(plans, configuration, plans_name)
+    cpu_plans = make_cpu_plans(plans, configuration, plans_name, target_patch)
     with atomic_file(target) as tmp:
         tmp.write_text(json.dumps(cpu_plans, indent=2))
     return target

@@ -83,6 +83,17 @@ def test_cli_writes_next_to_source_and_refuses_overwrite(run_cli, tmp_path):
     assert len(again.stderr.strip().splitlines()) == 1
 
 
+def test_cli_patch_size_sets_the_voxel_budget(run_cli, tmp_path):
+    folder = tmp_path / "nnunet" / "nnUNet_preprocessed" / "Dataset777_Fake"
+    folder.mkdir(parents=True)
+    (folder / "nnUNetResEncUNetMPlans.json").write_text(json.dumps(resenc_plans()))
+    run_cli("cpu-plans", "-d", "777", "--source-plans", "nnUNetResEncUNetMPlans",
+            "--plans-name", "nnUNetResEncUNetMPlansCPU", "--patch-size", "32", "32", "32")
+    written = json.loads((folder / "nnUNetResEncUNetMPlansCPU.json").read_text())
+    # 128x160x112 scaled by (32^3 / 128*160*112)^(1/3) = 0.2426 -> 31.1, 38.8, 27.2 -> multiples of 8
+    assert written["configurations"]["3d_fullres"]["patch_size"] == [24, 32, 24]
+
+
 @pytest.mark.parametrize("args,message", [
     (["-d", "778"], "no such dataset"),
     (["-d", "777"], "nnUNetPlans.json: plans file not found"),
@@ -90,6 +101,8 @@ def test_cli_writes_next_to_source_and_refuses_overwrite(run_cli, tmp_path):
      "has no configuration '2d'"),
     (["-d", "777", "--source-plans", "nnUNetResEncUNetMPlans", "--plans-name", "nnUNetResEncUNetMPlans"],
      "must differ"),
+    (["-d", "777", "--source-plans", "nnUNetResEncUNetMPlans", "--plans-name", "CPU",
+      "--patch-size", "32", "0", "32"], "--patch-size 32 0 32: sizes must be positive"),
 ])
 def test_cli_errors(tmp_path, monkeypatch, capsys, args, message):
     from mslesseg_nnunet.cli import main

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from mslesseg_nnunet.networks import selective_scan as selective_scan_module
 from mslesseg_nnunet.networks.selective_scan import linear_scan, selective_scan, selective_scan_sequential
 
 
@@ -94,3 +96,50 @@ def test_matches_mamba_ssm_kernel_on_gpu():
     inputs = {k: v.cuda() for k, v in scan_inputs(2, 64, 16, 4096).items()}
     args = call_args(inputs, OPTIONS["all"])
     assert (selective_scan(**args) - kernel(**args)).abs().max().item() <= 1e-3
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("length, chunk", [(1, 4), (33, 4), (40, 8)])
+def test_gradients_equal_the_reference_gradients_for_every_option(option, length, chunk):
+    """Lengths that are not a multiple of the chunk (padding), a single position, several chunk levels."""
+    inputs = scan_inputs(2, 3, 4, length, dtype=torch.float64, seed=length)
+    args = call_args(inputs, OPTIONS[option])
+    leaves = [v.requires_grad_(True) for v in args.values() if isinstance(v, torch.Tensor)]
+    weights = torch.randn(2, 3, length, dtype=torch.float64)
+    ours = torch.autograd.grad((selective_scan(**args, chunk=chunk) * weights).sum(), leaves)
+    reference = torch.autograd.grad((selective_scan_sequential(**args) * weights).sum(), leaves)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_large_time_steps_give_finite_gradients_equal_to_the_reference():
+    inputs = scan_inputs(1, 4, 8, 90, dtype=torch.float64)
+    inputs["delta"] = inputs["delta"] * 60  # decays exp(delta A) underflow to 0
+    args = call_args(inputs, OPTIONS["all"])
+    leaves = [v.requires_grad_(True) for v in args.values() if isinstance(v, torch.Tensor)]
+    ours = torch.autograd.grad(selective_scan(**args, chunk=8).sum(), leaves)
+    reference = torch.autograd.grad(selective_scan_sequential(**args).sum(), leaves)
+    for a, b in zip(ours, reference):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_inference_without_stored_decays_equals_the_reference(monkeypatch):
+    """Above STORED_DECAYS_LIMIT (large inputs) the decays are recomputed per step instead of stored."""
+    monkeypatch.setattr(selective_scan_module, "STORED_DECAYS_LIMIT", 0)
+    args = call_args(scan_inputs(2, 5, 4, 257), OPTIONS["all"])
+    assert (selective_scan(**args, chunk=16) - selective_scan_sequential(**args)).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_softplus_is_accurate(dtype):
+    x = torch.linspace(-40, 40, 20001, dtype=dtype)
+    exact = x.double().clamp(min=0) + torch.log1p(torch.exp(-x.double().abs()))
+    got = selective_scan_module._Softplus.apply(x).double()
+    # float32: exp2 of the rounded |x| log2(e) costs up to ~|x| ulps of relative accuracy
+    assert ((got - exact).abs() / exact).max().item() <= (4e-6 if dtype == torch.float32 else 1e-13)
+    # torch's softplus returns x itself above 20 (off by exp(-20) = 2e-9)
+    assert (got - F.softplus(x).double()).abs().max().item() <= (1e-6 if dtype == torch.float32 else 3e-9)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(selective_scan_module._Softplus.apply(x).sum(), x)
+    torch.testing.assert_close(grad, torch.sigmoid(x.detach()))

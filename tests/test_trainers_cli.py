@@ -90,6 +90,7 @@ def test_short_schedule_env_overrides(monkeypatch):
     monkeypatch.setenv("MSLESSEG_SHORT_ITERS", "7")
     probe.configure_hyperparameters()
     assert (probe.num_epochs, probe.num_iterations_per_epoch, probe.num_val_iterations_per_epoch) == (3, 7, 2)
+    assert probe.initial_lr == 1e-2  # Adam (configure_optimizers of AdamOptimizerMixin)
     monkeypatch.setenv("MSLESSEG_SHORT_ITERS", "zero")
     with pytest.raises(ValueError, match="MSLESSEG_SHORT_ITERS"):
         probe.configure_hyperparameters()

@@ -7,7 +7,8 @@ Each mixin overrides exactly the nnU-Net 2.8 hook(s) of its concern:
   ``build_network_architecture`` of ``mslesseg_nnunet.networks.ARCHITECTURES[name]``;
 - augmentation: ``GINAugmentationMixin`` (``get_training_transforms``);
 - optimisation: ``AdamOptimizerMixin``, ``NoDeepSupervisionMixin``;
-- schedule: ``ShortScheduleMixin``, ``NoMirroringMixin`` and ``short_variant(cls)``.
+- schedule: ``ShortScheduleMixin`` (few iterations, Adam), ``NoMirroringMixin`` and
+  ``short_variant(cls)``.
 
 Mixins go before ``nnUNetTrainer`` in the bases. Hyperparameters that
 nnU-Net's constructor sets are changed in ``configure_hyperparameters``
@@ -160,13 +161,17 @@ def _env_count(name: str, default: int) -> int:
     return int(value)
 
 
-class ShortScheduleMixin(HyperparameterHook):
+class ShortScheduleMixin(AdamOptimizerMixin):
     """Schedule: few epochs of few iterations, for CPU tests and the demo.
 
     ``SHORT_EPOCHS`` epochs (env ``MSLESSEG_SHORT_EPOCHS``) x ``SHORT_ITERATIONS``
     training iterations (env ``MSLESSEG_SHORT_ITERS``), and at most
-    ``SHORT_VAL_ITERATIONS`` validation iterations per epoch.
+    ``SHORT_VAL_ITERATIONS`` validation iterations per epoch. Optimiser: Adam at
+    1e-2 with the poly decay: nnU-Net's SGD (momentum 0.99, 1e-2) leaves the
+    all-background start only after hundreds of iterations, Adam within about 100.
     """
+
+    adam_lr = 1e-2
 
     def configure_hyperparameters(self) -> None:
         super().configure_hyperparameters()
@@ -181,7 +186,7 @@ def short_variant(trainer: type, module: str) -> type:
     summary = (trainer.__doc__ or f"{trainer.__name__} (stock nnU-Net: default network, Dice + CE)")
     summary = summary.strip().splitlines()[0].rstrip(".")
     doc = (f"{summary}; short schedule ({SHORT_EPOCHS} epochs x {SHORT_ITERATIONS} iterations by "
-           "default), no mirroring.")
+           "default, Adam 1e-2), no mirroring.")
     name = f"{trainer.__name__}Short"
     return type(name, (ShortScheduleMixin, NoMirroringMixin, trainer),
                 {"__module__": module, "__qualname__": name, "__doc__": doc})

@@ -210,7 +210,8 @@ def _training_steps(exp: Experiment, paths: _Paths, lab: Labelling) -> list[Step
             cpu = plans + "CPU"
             steps.append(Step(step_id, "cpu_plans", (
                 "mslesseg", "cpu-plans", "-d", str(lab.dataset_id), "--source-plans", plans,
-                "--plans-name", cpu, "--configuration", t.configuration, "--overwrite"),
+                "--plans-name", cpu, "--configuration", t.configuration, "--overwrite",
+                *(("--patch-size", *map(str, t.cpu_patch_size)) if t.cpu_patch_size else ())),
                 (plans_step[plans],), outputs=(pre / f"{cpu}.json",)))
             plans_step[plans] = step_id
     for model in t.models:

@@ -146,9 +146,9 @@ nnUNet_compile = "false"
 nnUNet_def_n_proc = "1"            # nnU-Net's worker pools: one process (spawning more costs more)
 
 [env.train]
-MSLESSEG_SHORT_EPOCHS = "5"
-MSLESSEG_SHORT_ITERS = "12"
-nnUNet_n_proc_DA = "2"
+MSLESSEG_SHORT_EPOCHS = "4"        # 4 x 75 iterations of the Short trainers (Adam 1e-2)
+MSLESSEG_SHORT_ITERS = "75"
+nnUNet_n_proc_DA = "0"             # augmentation in the training process: no worker start-up
 
 [source]
 kind = "synthetic-mslesseg"
@@ -164,6 +164,7 @@ modalities = ["FLAIR", "T1", "T2"]
 kind = "msl"
 dataset_id = 902
 name = "DemoMSLesSeg_MSL"
+thresholds = [4, 37]               # MadSeg's 100 and 1000 mm3 in 3 mm (27 mm3) voxels
 
 [[labellings]]
 kind = "dbl"
@@ -175,15 +176,16 @@ configuration = "3d_fullres"
 folds = [0, 1]
 device = "cpu"
 cpu_plans = true
+cpu_patch_size = [32, 32, 32]      # 4x fewer voxels than the default CPU patch: ~0.15 s per iteration
 preprocess_workers = 1
 trainers = ["nnUNetTrainerShort", "nnUNetTrainerDiceFocalShort"]
 
 [tuning]
 protocol = "mslesseg"
 [tuning.grid]
-prob_thresholds = [0.5, 0.7, 0.9]
+prob_thresholds = [0.5, 0.6, 0.7, 0.8, 0.9]
 mixes = [1.0, 0.75, 0.5, 0.25, 0.0]
-volume_thresholds = [30]
+volume_thresholds = [37]           # MadSeg's 1000 mm3 in 3 mm voxels
 
 [ensemble]
 rule = "madseg"

@@ -88,6 +88,7 @@ class Training:
     cpu_plans: bool
     models: tuple[Model, ...]
     preprocess_workers: int
+    cpu_patch_size: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -369,13 +370,26 @@ def _training(t: Table) -> Training:
             t.fail(f"folds[{i}]", f"fold {fold} listed twice")
     device = t.choice("device", DEVICES, "cuda")
     cpu_plans = t.get("cpu_plans", bool, False)
+    cpu_patch = _cpu_patch_size(t, cpu_plans)
     workers = t.integer("preprocess_workers", 1, None, 2)
     default_plans = t.get("plans", str, "nnUNetPlans")
     if default_plans not in PLANNERS:
         t.fail("plans", f"unknown plans {default_plans!r} (known: {', '.join(PLANNERS)})")
     models = _models(t, "trainers", default_plans, check_exists=True)
     t.finish()
-    return Training(configuration, tuple(folds), device, cpu_plans, models, workers)
+    return Training(configuration, tuple(folds), device, cpu_plans, models, workers, cpu_patch)
+
+
+def _cpu_patch_size(t: Table, cpu_plans: bool) -> tuple[int, int, int] | None:
+    """``cpu_patch_size``: three positive voxel counts, only together with ``cpu_plans = true``."""
+    patch = t.get("cpu_patch_size", list, None)
+    if patch is None:
+        return None
+    if not cpu_plans:
+        t.fail("cpu_patch_size", "needs cpu_plans = true")
+    if len(patch) != 3 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in patch):
+        t.fail("cpu_patch_size", f"{patch!r} must be three positive voxel counts (z, y, x)")
+    return tuple(patch)
 
 
 def _tuning(t: Table, training: Training | None) -> Tuning:
