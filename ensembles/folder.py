@@ -1,8 +1,11 @@
 """Ensemble folders: per-case fused probability (``{case}.npz``), mask (``{case}.nii.gz``)
-and the ``ensemble.json`` manifest."""
+and the ``ensemble.json`` manifest. Fusing ``mslesseg predict`` outputs keeps their
+layout instead: ``probabilities/{case}.npz``, masks in the source's naming (listed
+under ``cases`` in the manifest) and ``submission.zip``."""
 from __future__ import annotations
 
 import json
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -15,10 +18,12 @@ from mslesseg_nnunet.atomic import atomic_dir, atomic_file
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import write_volume
 from mslesseg_nnunet.ensembles.fusion import fuse_case
-from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, Member, open_member
+from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
+    Member, open_member
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
 
+SUBMISSION = "submission.zip"
 PACKAGES = ("mslesseg-nnunet", "nnunetv2", "torch", "numpy", "nibabel", "SimpleITK",
             "connected-components-3d", "scipy")
 
@@ -83,16 +88,19 @@ def check_members(members: Sequence[Member], weights: Sequence[float], rule: str
 
 
 def write_case(out_dir: Path, case: str, probability: np.ndarray, mask: np.ndarray,
-               header, save_probability: bool = True) -> None:
-    """Write ``{case}.nii.gz`` (uint8 mask with ``header``'s geometry) and ``{case}.npz``."""
+               header, mask_name: str | None = None) -> None:
+    """Write the probability and the uint8 mask (``header``'s geometry) of ``case``:
+    ``{case}.npz`` and ``{case}.nii.gz``, or with ``mask_name`` (a prediction's
+    layout) ``probabilities/{case}.npz`` and the mask at ``mask_name``."""
     if tuple(header.get_data_shape()[:3]) != probability.shape:
         raise UserError(f"case {case}: probability shape {probability.shape} does not match its "
                         f"image shape {tuple(header.get_data_shape()[:3])}")
-    if save_probability:
-        with atomic_file(out_dir / f"{case}.npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **{ENSEMBLE_KEY: probability.astype(np.float32)})
-    write_volume(out_dir / f"{case}.nii.gz", mask.astype(np.uint8), header, dtype=np.uint8)
+    npz = f"{case}.npz" if mask_name is None else f"{PREDICTION_PROBABILITIES}/{case}.npz"
+    with atomic_file(out_dir / npz) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **{ENSEMBLE_KEY: probability.astype(np.float32)})
+    write_volume(out_dir / (mask_name or f"{case}.nii.gz"), mask.astype(np.uint8), header,
+                 dtype=np.uint8)
 
 
 def manifest(kind: str, members: list[dict], params: PostprocessingParams,
@@ -113,10 +121,26 @@ def write_manifest(path: Path, content: dict) -> None:
         tmp.write_text(json.dumps(content, indent=2) + "\n")
 
 
+def write_submission(out_dir: Path, outputs: dict[str, str]) -> Path:
+    """``OUT/submission.zip`` with exactly the masks ``outputs`` names (stored, not recompressed)."""
+    target = out_dir / SUBMISSION
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for case in sorted(outputs):
+            archive.write(out_dir / outputs[case], outputs[case])
+    return target
+
+
+def shared_outputs(members: Sequence[Member]) -> dict[str, str]:
+    """The source-naming masks when every member is a prediction of the same cases, else {}."""
+    first = members[0].outputs
+    return first if first and all(m.outputs == first for m in members) else {}
+
+
 def ensemble_members(members: Sequence[Member], out_dir: Path, params: PostprocessingParams,
                      weights: Sequence[float] | None = None, overwrite: bool = False,
                      threads: int = 2) -> dict:
-    """Fuse ``members`` case by case into the ensemble folder ``out_dir`` (built atomically).
+    """Fuse ``members`` case by case into the ensemble folder ``out_dir`` (built atomically;
+    in the predictions' layout when all members are predictions of the same cases).
 
     Returns the manifest.
     """
@@ -124,6 +148,7 @@ def ensemble_members(members: Sequence[Member], out_dir: Path, params: Postproce
     check_members(members, weights, params.rule)
     cases = common_cases(members)
     check_shapes(members, cases)
+    outputs = {case: name for case, name in shared_outputs(members).items() if case in cases}
     inputs: dict[str, list[str]] = {}
     with atomic_dir(Path(out_dir), overwrite) as tmp, ThreadPoolExecutor(threads) as pool:
         for case in tqdm(cases, desc="ensemble", unit="case"):
@@ -131,11 +156,14 @@ def ensemble_members(members: Sequence[Member], out_dir: Path, params: Postproce
             header = members[0].reference_header(case)
             spacing = header.get_zooms()[:3]
             write_case(tmp, case, fused_probability(fusion.groups, params),
-                       segment(fusion.groups, params, spacing), header)
+                       segment(fusion.groups, params, spacing), header, outputs.get(case))
             inputs[case] = fusion.digests
         content = manifest(ensemble_kind(m.kind for m in members),
                            [{**m.describe(), "weight": w} for m, w in zip(members, weights)],
                            params, inputs)
+        if outputs:
+            content["cases"] = outputs
+            write_submission(tmp, outputs)
         write_manifest(tmp / ENSEMBLE_MANIFEST, content)
     return content
 

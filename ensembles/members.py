@@ -1,10 +1,13 @@
 """Ensemble members: folders of per-case probabilities, collapsed to lesion probability.
 
-A member is either an nnU-Net output folder (``{case}.npz`` with key
+A member is an nnU-Net output folder (``{case}.npz`` with key
 ``probabilities``, channels first in nnU-Net's reader axis order, plus
-``{case}.pkl`` and usually the segmentation ``{case}.nii.gz``) or one of our
+``{case}.pkl`` and usually the segmentation ``{case}.nii.gz``), one of our
 ensemble folders (``{case}.npz`` with key ``probability``, already lesion
-probability in nibabel axis order, plus ``ensemble.json``). Every array a
+probability in nibabel axis order, plus ``ensemble.json``), or a
+``mslesseg predict --save-probabilities`` output (``probabilities/{case}.npz``
+like an ensemble folder's, masks in the source's naming listed under
+``cases`` in its ``ensemble.json``). Every array a
 member returns is float32 lesion probability in nibabel axis order, i.e. the
 order ``mslesseg_nnunet.nifti.read_volume`` gives for the case's image.
 """
@@ -27,6 +30,7 @@ from mslesseg_nnunet.ensembles.npz import array_shape, read_bytes, sum_channels
 ENSEMBLE_MANIFEST = "ensemble.json"
 ENSEMBLE_KEY = "probability"
 NNUNET_KEY = "probabilities"
+PREDICTION_PROBABILITIES = "probabilities"
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Member:
     fmt : "nnunet" or "ensemble".
     info : what is known about the model (dataset, trainer, plans, configuration, folds).
     file_ending : ending of the segmentation files next to the npz files.
+    outputs : for a ``mslesseg predict`` output, each case's mask path relative to it.
     """
 
     folder: Path
@@ -49,6 +54,7 @@ class Member:
     fmt: str
     info: dict = field(default_factory=dict)
     file_ending: str = ".nii.gz"
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def cases(self) -> list[str]:
         """Case ids with a probability file, sorted."""
@@ -85,7 +91,10 @@ class Member:
             raise UserError(f"{path}: unreadable properties file ({exc})") from None
 
     def reference_header(self, case: str) -> nib.Nifti1Header:
-        """Geometry of ``case``: the segmentation next to the npz, else built from the pkl."""
+        """Geometry of ``case``: its mask (a prediction's, or the segmentation next to the npz),
+        else built from the pkl."""
+        if case in self.outputs:
+            return read_header(self.folder.parent / self.outputs[case])
         seg = self.folder / f"{case}{self.file_ending}"
         if seg.is_file() and self.file_ending in (".nii.gz", ".nii"):
             return read_header(seg)
@@ -161,14 +170,23 @@ def open_member(folder: Path, info: dict | None = None) -> Member:
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found")
     if (folder / ENSEMBLE_MANIFEST).is_file():
-        return _open_ensemble(folder)
+        manifest = load_dataset_json(folder / ENSEMBLE_MANIFEST)
+        if "cases" in manifest:
+            return _open_prediction(folder, manifest)
+        return Member(folder=folder, kind=manifest.get("kind", "mixed"), lesion_labels=(),
+                      fmt="ensemble", info={"ensemble": manifest.get("rule", {})})
     return _open_nnunet(folder, info)
 
 
-def _open_ensemble(folder: Path) -> Member:
-    manifest = load_dataset_json(folder / ENSEMBLE_MANIFEST)
-    return Member(folder=folder, kind=manifest.get("kind", "mixed"), lesion_labels=(),
-                  fmt="ensemble", info={"ensemble": manifest.get("rule", {})})
+def _open_prediction(folder: Path, manifest: dict) -> Member:
+    """A ``mslesseg predict`` output folder (its fused probabilities are the member)."""
+    probabilities = folder / PREDICTION_PROBABILITIES
+    if not probabilities.is_dir():
+        raise UserError(f"{folder}: prediction without {PREDICTION_PROBABILITIES}/ (rerun "
+                        "mslesseg predict with --save-probabilities)")
+    return Member(folder=probabilities, kind=manifest.get("kind", "mixed"), lesion_labels=(),
+                  fmt="ensemble", info={"prediction": str(folder), "ensemble": manifest.get("rule", {})},
+                  outputs=manifest["cases"])
 
 
 def _open_nnunet(folder: Path, info: dict | None) -> Member:

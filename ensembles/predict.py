@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,16 +28,16 @@ from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header
-from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest
+from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest, \
+    write_submission
 from mslesseg_nnunet.ensembles.fusion import fuse_case
-from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, labelling_kind, \
-    model_info, open_member
+from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
+    labelling_kind, model_info, open_member
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
 
 CHECKPOINT = "checkpoint_final.pth"
 WORK = ".work"
-SUBMISSION = "submission.zip"
 
 
 @dataclass
@@ -166,15 +165,6 @@ def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: 
                                      num_processes_segmentation_export=workers)
 
 
-def write_submission(out_dir: Path, case_map: dict) -> Path:
-    """``OUT/submission.zip`` with exactly the masks of ``case_map`` (stored, not recompressed)."""
-    target = out_dir / SUBMISSION
-    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for case in sorted(case_map):
-            archive.write(out_dir / case_map[case]["output"], case_map[case]["output"])
-    return target
-
-
 def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: PostprocessingParams,
                    save_probabilities: bool, pool) -> list[str]:
     """Fuse one case, write its mask in the source's naming (and probability); return digests."""
@@ -182,7 +172,7 @@ def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: Postp
     spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
     mask = segment(fusion.groups, params, spacing)
     if save_probabilities:
-        with atomic_file(out_dir / "probabilities" / f"{case}.npz") as tmp, open(tmp, "wb") as fh:
+        with atomic_file(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz") as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{ENSEMBLE_KEY: fused_probability(fusion.groups, params)})
     write_back(mask.astype(np.uint8), entry, out_dir)
     return fusion.digests
@@ -226,9 +216,10 @@ def finish(out_dir: Path, models, member_dirs, descriptions, case_map: dict, tod
             for case in tqdm(todo, desc="fuse", unit="case"):
                 inputs[case] = fuse_and_write(members, case, case_map[case], out_dir, params,
                                               save_probabilities, pool)
+    outputs = {c: case_map[c]["output"] for c in sorted(case_map)}
     content = {**manifest(ensemble_kind(m.kind for m in models), descriptions, params, inputs),
-               "cases": {c: case_map[c]["output"] for c in sorted(case_map)}}
+               "cases": outputs}
     write_manifest(out_dir / ENSEMBLE_MANIFEST, content)
-    write_submission(out_dir, case_map)
+    write_submission(out_dir, outputs)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
     return content

@@ -58,14 +58,17 @@ def test_madseg_graph_has_50_trainings_with_right_dependencies(madseg, tmp_path)
     assert len(tune_deps) == 20 and all(re.search(r"nnUNetTrainer(DiceFocal)?__nnUNetPlans", d)
                                         for d in tune_deps)
     ens = graph["ensemble"]
-    assert set(ens.deps) == tune_deps | {"tune"}
-    assert ens.argv[:2] == ("mslesseg", "predict") and ens.argv[-2:] == (
+    members = [f"{lab}.nnUNetTrainer{t}__nnUNetPlans" for lab in ("msl", "dbl") for t in ("", "DiceFocal")]
+    assert ens.deps == tuple(f"predict.{m}" for m in members) + ("tune",)
+    assert ens.argv[:2] == ("mslesseg", "ensemble") and ens.argv[-2:] == (
         "--params", str(madseg.workdir / "tune" / "tuned.json"))
-    models = ens.argv[ens.argv.index("--models") + 1:ens.argv.index("--folds")]
-    assert [Path(m).name for m in models] == 2 * ["nnUNetTrainer__nnUNetPlans__3d_fullres",
-                                                  "nnUNetTrainerDiceFocal__nnUNetPlans__3d_fullres"]
-    assert [Path(m).parent.name for m in models] == 2 * ["Dataset102_MSLesSeg_MSL"] + 2 * [
-        "Dataset103_MSLesSeg_DBL"]
+    inputs = ens.argv[ens.argv.index("-i") + 1:ens.argv.index("-o")]
+    assert inputs == tuple(str(madseg.workdir / "predictions" / m) for m in members)
+    assert ens.argv[ens.argv.index("--rule") + 1] == "madseg"
+    assert all("--save-probabilities" in graph[d].argv for d in ens.deps[:-1])
+    predict = graph["predict.msl.nnUNetTrainer__nnUNetPlans"].argv
+    assert predict[predict.index("--models") + 1] == str(
+        tmp_path / "nnUNet_results" / "Dataset102_MSLesSeg_MSL" / "nnUNetTrainer__nnUNetPlans__3d_fullres")
     assert graph["predict.dbl.nnUNetTrainerMSCSA__nnUNetPlans"].deps == tuple(
         f"train.dbl.nnUNetTrainerMSCSA__nnUNetPlans.fold{f}" for f in range(5))
     assert graph["report"].deps == ("ensemble",)

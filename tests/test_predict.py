@@ -67,6 +67,35 @@ def test_mslesseg_folder_round_trip_resume_and_overwrite(setup, tmp_path):
     assert all((out / m).stat().st_mtime_ns != t for m, t in stamps.items())
 
 
+def test_ensemble_of_predictions_equals_joint_prediction(setup, tmp_path, run_cli):
+    """Fusing two single-model `predict` outputs gives the joint prediction, in its layout."""
+    tiny, models, test_dir = setup
+    for name in ("msl", "dbl", "joint"):
+        members = [models["msl"], models["dbl"]] if name == "joint" else [models[name]]
+        predict(tiny, "-i", test_dir, "-o", tmp_path / name, "--models", *members,
+                "--save-probabilities")
+    ens = tmp_path / "ens"
+    run_cli("ensemble", "-i", tmp_path / "msl", tmp_path / "dbl", "-o", ens, "--rule", "madseg")
+    joint = json.loads((tmp_path / "joint" / "ensemble.json").read_text())
+    manifest = json.loads((ens / "ensemble.json").read_text())
+    assert manifest["cases"] == joint["cases"] and manifest["rule"] == "madseg"
+    for case, mask in joint["cases"].items():
+        np.testing.assert_array_equal(np.asarray(nib.load(ens / mask).dataobj),
+                                      np.asarray(nib.load(tmp_path / "joint" / mask).dataobj))
+        assert nib.load(ens / mask).header == nib.load(tmp_path / "joint" / mask).header
+        np.testing.assert_allclose(np.load(ens / "probabilities" / f"{case}.npz")["probability"],
+                                   np.load(tmp_path / "joint" / "probabilities" / f"{case}.npz")["probability"],
+                                   atol=1e-6)
+    with zipfile.ZipFile(ens / "submission.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(joint["cases"].values())
+    predict(tiny, "-i", test_dir, "-o", tmp_path / "bare", "--models", models["msl"])
+    proc = run_cli("ensemble", "-i", tmp_path / "bare", tmp_path / "dbl", "-o", tmp_path / "e2",
+                   check=False)
+    assert proc.returncode == 2 and "--save-probabilities" in proc.stderr
+    assert f"{tmp_path / 'bare'}: prediction without probabilities/" in proc.stderr
+    assert not (tmp_path / "e2").exists()
+
+
 def test_binary_model_matches_nnunetv2_predict(setup, tmp_path):
     """One binary model, mean rule at 0.5: the same mask as stock nnU-Net's argmax."""
     tiny, models, _ = setup

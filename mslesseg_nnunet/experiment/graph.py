@@ -266,29 +266,35 @@ def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
     if exp.test is None:
         return steps
     evaluated = {}
+    keep = ("--save-probabilities",) if ens is not None else ()  # the ensemble fuses them
     for lab in exp.labellings:
         for model in t.models:
             name, out = f"{lab.key}.{model.key}", paths.prediction(lab, model)
             steps.append(Step(f"predict.{name}", "predict",
-                              _predict_argv(exp, out, [paths.model_dir(lab, model)]),
+                              _predict_argv(exp, out, [paths.model_dir(lab, model)], keep),
                               _train_ids(exp, lab, model), outputs=(out,), array="predict"))
             evaluated[name] = (f"predict.{name}", out)
     if ens is not None:
-        out = paths.work / "ensemble"
-        deps = [s for lab in exp.labellings for m in ens.members for s in _train_ids(exp, lab, m)]
-        extra = ["--save-probabilities"]
-        if exp.tuning is not None:
-            extra += ["--params", str(paths.work / "tune" / "tuned.json")]
-            deps.append("tune")
-        model_dirs = [paths.model_dir(lab, m) for lab in exp.labellings for m in ens.members]
-        steps.append(Step("ensemble", "ensemble", _predict_argv(exp, out, model_dirs, extra),
-                          tuple(deps), outputs=(out,)))
-        evaluated["ensemble"] = ("ensemble", out)
+        steps.append(_ensemble_step(exp, paths))
+        evaluated["ensemble"] = ("ensemble", paths.work / "ensemble")
     if exp.test.gt is not None:
         steps += [_evaluate_step(exp, paths, name, *pred) for name, pred in evaluated.items()]
     if exp.test.report:
         steps.append(_report_step(exp, paths, *evaluated.get("ensemble", next(iter(evaluated.values())))))
     return steps
+
+
+def _ensemble_step(exp: Experiment, paths: _Paths) -> Step:
+    """``mslesseg ensemble`` of the members' test predictions (their saved probabilities)."""
+    ens, out = exp.ensemble, paths.work / "ensemble"
+    members = [(lab, m) for lab in exp.labellings for m in ens.members]
+    argv = ["mslesseg", "ensemble", "-i", *(str(paths.prediction(lab, m)) for lab, m in members),
+            "-o", str(out), "--rule", ens.rule, "--overwrite"]
+    deps = [f"predict.{lab.key}.{m.key}" for lab, m in members]
+    if exp.tuning is not None:
+        argv += ["--params", str(paths.work / "tune" / "tuned.json")]
+        deps.append("tune")
+    return Step("ensemble", "ensemble", tuple(argv), tuple(deps), outputs=(out,))
 
 
 def _evaluate_step(exp: Experiment, paths: _Paths, name: str, pred_step: str, pred: Path) -> Step:

@@ -146,8 +146,8 @@ nnUNet_compile = "false"
 nnUNet_def_n_proc = "1"            # nnU-Net's worker pools: one process (spawning more costs more)
 
 [env.train]
-MSLESSEG_SHORT_EPOCHS = "4"        # 4 x 75 iterations of the Short trainers (Adam 1e-2)
-MSLESSEG_SHORT_ITERS = "75"
+MSLESSEG_SHORT_EPOCHS = "4"        # 4 x 100 iterations of the Short trainers (Adam 1e-2)
+MSLESSEG_SHORT_ITERS = "100"
 nnUNet_n_proc_DA = "0"             # augmentation in the training process: no worker start-up
 
 [source]
@@ -183,7 +183,7 @@ trainers = ["nnUNetTrainerShort", "nnUNetTrainerDiceFocalShort"]
 [tuning]
 protocol = "mslesseg"
 [tuning.grid]
-prob_thresholds = [0.5, 0.6, 0.7, 0.8, 0.9]
+prob_thresholds = [0.5, 0.6, 0.7]  # few validation cases: a coarse grid around MadSeg's default 0.7
 mixes = [1.0, 0.75, 0.5, 0.25, 0.0]
 volume_thresholds = [37]           # MadSeg's 1000 mm3 in 3 mm voxels
 
