@@ -26,11 +26,10 @@ cpus = 8
 mem = "32G"
 time = "08:00:00"
 
-[resources.ensemble]
-gpus = 1
-cpus = 8
-mem = "32G"
-time = "12:00:00"
+[resources.ensemble]               # fuses the saved test probabilities: CPU only
+cpus = 4
+mem = "16G"
+time = "02:00:00"
 """
 
 MADSEG = f"""\
