@@ -87,6 +87,12 @@ def check_members(members: Sequence[Member], weights: Sequence[float], rule: str
     check_groups(groups, rule)
 
 
+def write_probability(path: Path, probability: np.ndarray) -> None:
+    """``path`` (.npz, key ``probability``): float32 lesion probability, written atomically."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **{ENSEMBLE_KEY: probability.astype(np.float32)})
+
+
 def write_case(out_dir: Path, case: str, probability: np.ndarray, mask: np.ndarray,
                header, mask_name: str | None = None) -> None:
     """Write the probability and the uint8 mask (``header``'s geometry) of ``case``:
@@ -96,9 +102,7 @@ def write_case(out_dir: Path, case: str, probability: np.ndarray, mask: np.ndarr
         raise UserError(f"case {case}: probability shape {probability.shape} does not match its "
                         f"image shape {tuple(header.get_data_shape()[:3])}")
     npz = f"{case}.npz" if mask_name is None else f"{PREDICTION_PROBABILITIES}/{case}.npz"
-    with atomic_file(out_dir / npz) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **{ENSEMBLE_KEY: probability.astype(np.float32)})
+    write_probability(out_dir / npz, probability)
     write_volume(out_dir / (mask_name or f"{case}.nii.gz"), mask.astype(np.uint8), header,
                  dtype=np.uint8)
 

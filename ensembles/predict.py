@@ -23,15 +23,14 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mslesseg_nnunet.atomic import atomic_file
 from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_back
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header
 from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest, \
-    write_submission
+    write_probability, write_submission
 from mslesseg_nnunet.ensembles.fusion import fuse_case
-from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
+from mslesseg_nnunet.ensembles.members import ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
     labelling_kind, model_info, open_member
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
@@ -172,8 +171,8 @@ def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: Postp
     spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
     mask = segment(fusion.groups, params, spacing)
     if save_probabilities:
-        with atomic_file(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{ENSEMBLE_KEY: fused_probability(fusion.groups, params)})
+        write_probability(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz",
+                          fused_probability(fusion.groups, params))
     write_back(mask.astype(np.uint8), entry, out_dir)
     return fusion.digests
 

@@ -315,7 +315,7 @@ def _labellings(top: Table, source: Source | None, file: str) -> tuple[Labelling
 def _labelling_params(t: Table, kind: str) -> dict:
     if kind == "msl":
         thresholds = t.get("thresholds", list, [100, 1000])
-        if not thresholds or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in thresholds) \
+        if not thresholds or not _positive_ints(thresholds) \
                 or thresholds != sorted(set(thresholds)):
             t.fail("thresholds", f"{thresholds!r} must be increasing positive voxel counts")
         connectivity = t.integer("connectivity", default=6)
@@ -380,6 +380,11 @@ def _training(t: Table) -> Training:
     return Training(configuration, tuple(folds), device, cpu_plans, models, workers, cpu_patch)
 
 
+def _positive_ints(values: list) -> bool:
+    """Every value is an integer (not a bool) >= 1."""
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+
+
 def _cpu_patch_size(t: Table, cpu_plans: bool) -> tuple[int, int, int] | None:
     """``cpu_patch_size``: three positive voxel counts, only together with ``cpu_plans = true``."""
     patch = t.get("cpu_patch_size", list, None)
@@ -387,7 +392,7 @@ def _cpu_patch_size(t: Table, cpu_plans: bool) -> tuple[int, int, int] | None:
         return None
     if not cpu_plans:
         t.fail("cpu_patch_size", "needs cpu_plans = true")
-    if len(patch) != 3 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in patch):
+    if len(patch) != 3 or not _positive_ints(patch):
         t.fail("cpu_patch_size", f"{patch!r} must be three positive voxel counts (z, y, x)")
     return tuple(patch)
 
