@@ -189,7 +189,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
         y = _SelectiveScan.apply(*operands)
     else:
-        y = _scan(*operands, keep_states=batch * A.numel() * length <= STORED_DECAYS_LIMIT)[0]
+        y = _scan(*operands, store_decays=batch * A.numel() * length <= STORED_DECAYS_LIMIT)[0]
     if D is not None:
         y = torch.addcmul(y, u, D)
     y = _from_lockstep(y, length)
@@ -223,22 +223,23 @@ def _transpose_items(t):
     return out
 
 
-def _scan(delta, A, x, B, C, keep_states=False):
+def _scan(delta, A, x, B, C, keep_states=False, store_decays=False):
     """``y[t] = C[t] . h[t]`` with ``h[t] = exp(delta[t] A) h[t-1] + B[t] x[t]``, in the lockstep layout.
 
     ``delta``, ``x`` (steps, batch, n_chunks, d_inner); ``B``, ``C`` (steps, batch, n_chunks, d_state);
-    ``A`` (d_inner, d_state). Returns ``y`` shaped like ``x``, and with ``keep_states``
-    all states (steps, batch * n_chunks, d_state, d_inner): that buffer first
-    holds the decays (computed in two full-size operations), which pass 2
-    overwrites in place. Without it the decays are recomputed at each step of
-    both passes (twice the ``exp2`` work) and nothing of the full
-    (batch, d_inner, d_state, L) size is allocated.
+    ``A`` (d_inner, d_state). Returns ``y`` shaped like ``x`` and, with ``keep_states``,
+    all states (steps, batch * n_chunks, d_state, d_inner). ``store_decays``
+    (implied by ``keep_states``) computes all decays first, in two full-size
+    operations, into one buffer; with ``keep_states`` pass 2 overwrites it in
+    place with the states, otherwise it updates one running state. Without
+    either the decays are recomputed at each step of both passes (twice the
+    ``exp2`` work) and nothing of the full (batch, d_inner, d_state, L) size is allocated.
     """
     steps, batch, n_chunks, _ = x.shape
     log2_A = _log2_rates(A)
     rates, xs, Bs, Cs = (t.flatten(1, 2).unsqueeze(i) for t, i in ((delta, -2), (x, -2), (B, -1), (C, -2)))
-    states = _decays(rates, log2_A) if keep_states else None
-    decays = states.unbind() if keep_states else _LazyDecays(rates, log2_A)
+    stored = _decays(rates, log2_A) if keep_states or store_decays else None
+    decays = _LazyDecays(rates, log2_A) if stored is None else stored.unbind()
     ends = _chunked_scan(_decays(rates.sum(0), log2_A).unflatten(0, (batch, n_chunks)),
                          _local_scan(decays, Bs, xs).unflatten(0, (batch, n_chunks)), _outer_chunk(n_chunks))
     state = F.pad(ends[:, :-1], (0, 0, 0, 0, 1, 0)).flatten(0, 1)  # end of the previous chunk
@@ -247,7 +248,7 @@ def _scan(delta, A, x, B, C, keep_states=False):
         decay = decays[j]
         state = torch.mul(state, decay, out=decay if keep_states else state).addcmul_(B_j, x_j)
         torch.bmm(C_j, state, out=y_j)
-    return y.view(x.shape), states
+    return y.view(x.shape), stored if keep_states else None
 
 
 def _outer_chunk(n_chunks):
