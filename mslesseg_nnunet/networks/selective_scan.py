@@ -18,9 +18,10 @@ and reads each step out with one batched matmul by ``C``. Only decays <= 1 are
 multiplied (no division and no cumulative exponent that could overflow; large
 time steps just underflow to 0). The decays are ``exp2(delta * A * log2(e))``
 (``exp(delta A)`` to rounding; torch's CPU ``exp2`` is several times faster
-than ``exp``), computed into the buffer that pass 2 then overwrites with the
-states (one full-size allocation; inference recomputes them per step instead
-when that buffer would exceed ``STORED_DECAYS_LIMIT``). The gradient (a custom
+than ``exp``), computed into one full-size buffer: in training pass 2
+overwrites it with the states (kept for the gradient), in inference it keeps
+one running state, and recomputes the decays per step instead of storing them
+when that buffer would exceed ``STORED_DECAYS_LIMIT``. The gradient (a custom
 autograd function, only the states kept) is the same lockstep scan backwards
 in time for ``dL/dh``, each step's contributions to the input gradients being
 taken while its block is in cache.
