@@ -75,10 +75,12 @@ def test_gradients_equal_the_reference_gradients():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
 
 
-def test_gradcheck_of_the_linear_scan():
-    decay = torch.rand(2, 11, 3, dtype=torch.float64, requires_grad=True)
-    drive = torch.randn(2, 11, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: linear_scan(a, b, chunk=3), (decay, drive))
+def test_reverse_linear_scan_hand_example():
+    decay = torch.tensor([1.0, 2.0, 0.0, 0.5, 0.5]).reshape(1, 5, 1)
+    drive = torch.tensor([-1.0, 4.0, 3.0, 2.0, 1.0]).reshape(1, 5, 1)
+    # from the end: h = 1, 0.5*1+2 = 2.5, 0*2.5+3 = 3, 2*3+4 = 10, 10-1 = 9
+    torch.testing.assert_close(linear_scan(decay, drive, chunk=2, reverse=True).flatten(),
+                               torch.tensor([9.0, 10.0, 3.0, 2.5, 1.0]))
 
 
 def test_long_strongly_decaying_sequence_stays_finite():

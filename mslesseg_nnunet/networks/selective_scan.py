@@ -43,12 +43,14 @@ LN2 = math.log(2.0)
 LOG2E = 1.0 / LN2
 
 
-def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """All states of ``h[t] = decay[t] * h[t-1] + drive[t]`` with ``h[-1] = 0``.
+def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_CHUNK,
+                reverse: bool = False) -> torch.Tensor:
+    """All states of ``h[t] = decay[t] * h[t-1] + drive[t]`` with ``h[-1] = 0`` (no autograd graph).
 
-    Differentiable: the backward pass is the same chunked scan run in reverse
-    (``dL/dh`` obeys ``g[t] = dL/dh[t] + decay[t+1] * g[t+1]``), so only
-    ``decay`` and the states are kept for it.
+    Chunked: pass 1 reduces every chunk to its end state and total decay
+    (nothing is stored per position); the chunk ends are combined by the same
+    scan on the ``chunk`` times shorter sequence of chunks; pass 2 rescans
+    every chunk from its carried-in state, writing the states.
 
     Parameters
     ----------
@@ -56,6 +58,8 @@ def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_C
         Same shape ``(batch, L, ...)``; the scan runs along dimension 1.
     chunk : int
         Positions scanned together per level (>= 2).
+    reverse : bool
+        Scan from the end: ``h[t] = decay[t] * h[t+1] + drive[t]``.
 
     Returns
     -------
@@ -64,38 +68,6 @@ def linear_scan(decay: torch.Tensor, drive: torch.Tensor, chunk: int = DEFAULT_C
     """
     if chunk < 2:
         raise ValueError(f"chunk must be >= 2, got {chunk}")
-    if torch.is_grad_enabled() and (decay.requires_grad or drive.requires_grad):
-        return _LinearScan.apply(decay, drive, chunk)
-    return _chunked_scan(decay, drive, chunk)
-
-
-class _LinearScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, decay, drive, chunk):
-        states = _chunked_scan(decay, drive, chunk)
-        ctx.save_for_backward(decay, states)
-        ctx.chunk = chunk
-        return states
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_states):
-        decay, states = ctx.saved_tensors
-        pad_time = (0, 0) * (decay.dim() - 2)
-        next_decay = F.pad(decay[:, 1:], pad_time + (0, 1), value=1.0)  # decay[t+1] at t
-        grad_drive = _chunked_scan(next_decay, grad_states.contiguous(), ctx.chunk, reverse=True)
-        previous = F.pad(states[:, :-1], pad_time + (1, 0))  # h[t-1] at t
-        return grad_drive * previous, grad_drive, None
-
-
-def _chunked_scan(decay, drive, chunk, reverse=False):
-    """Chunked scan along dim 1 (runs without an autograd graph); ``reverse`` scans from the end.
-
-    Pass 1 reduces every chunk to its end state and total decay (nothing is
-    stored per position); the chunk ends are combined by the same scan on the
-    ``chunk`` times shorter sequence of chunks; pass 2 rescans every chunk
-    from its carried-in state, writing the states.
-    """
     batch, length, *rest = drive.shape
     if length <= chunk:
         return _scan_positions(decay, drive, None, reverse)
@@ -108,8 +80,8 @@ def _chunked_scan(decay, drive, chunk, reverse=False):
     decay = decay.reshape(batch * n_chunks, chunk, *rest)
     drive = drive.reshape(batch * n_chunks, chunk, *rest)
     total_decay, end_state = _reduce_positions(decay, drive, reverse)
-    ends = _chunked_scan(total_decay.reshape(batch, n_chunks, *rest), end_state.reshape(batch, n_chunks, *rest),
-                         chunk, reverse)
+    ends = linear_scan(total_decay.reshape(batch, n_chunks, *rest), end_state.reshape(batch, n_chunks, *rest),
+                       chunk, reverse)
     shift = (0, 1) if reverse else (1, 0)  # each chunk starts from the previous chunk's end
     carried = F.pad(ends[:, 1:] if reverse else ends[:, :-1], (0, 0) * len(rest) + shift)
     states = _scan_positions(decay, drive, carried.reshape(batch * n_chunks, *rest), reverse)
@@ -241,8 +213,8 @@ def _scan(delta, A, x, B, C, keep_states=False, store_decays=False):
     rates, xs, Bs, Cs = (t.flatten(1, 2).unsqueeze(i) for t, i in ((delta, -2), (x, -2), (B, -1), (C, -2)))
     stored = _decays(rates, log2_A) if keep_states or store_decays else None
     decays = _LazyDecays(rates, log2_A) if stored is None else stored.unbind()
-    ends = _chunked_scan(_decays(rates.sum(0), log2_A).unflatten(0, (batch, n_chunks)),
-                         _local_scan(decays, Bs, xs).unflatten(0, (batch, n_chunks)), _outer_chunk(n_chunks))
+    ends = linear_scan(_decays(rates.sum(0), log2_A).unflatten(0, (batch, n_chunks)),
+                       _local_scan(decays, Bs, xs).unflatten(0, (batch, n_chunks)), _outer_chunk(n_chunks))
     state = F.pad(ends[:, :-1], (0, 0, 0, 0, 1, 0)).flatten(0, 1)  # end of the previous chunk
     y = x.new_empty(steps, batch * n_chunks, 1, x.shape[-1])
     for j, (B_j, x_j, C_j, y_j) in enumerate(zip(*(t.unbind() for t in (Bs, xs, Cs, y)))):
@@ -279,8 +251,8 @@ class _SelectiveScan(torch.autograd.Function):
         delta, x, B, C, grad_y = (t.flatten(1, 2) for t in (delta, x, B, C, grad_y))
         rates, xs, grad_ys = delta.unsqueeze(-2), x.unsqueeze(-2), grad_y.unsqueeze(-2)
         Bs, Cs = B.unsqueeze(-1), C.unsqueeze(-1)
-        starts = _chunked_scan(to_next, _local_scan(_LazyDecays(rates, log2_A), Cs, grad_ys, reverse=True)
-                               .unflatten(0, (batch, n_chunks)), _outer_chunk(n_chunks), reverse=True)
+        starts = linear_scan(to_next, _local_scan(_LazyDecays(rates, log2_A), Cs, grad_ys, reverse=True)
+                             .unflatten(0, (batch, n_chunks)), _outer_chunk(n_chunks), reverse=True)
         g = _decays(next_first, log2_A).mul_(F.pad(starts[:, 1:], (0, 0, 0, 0, 0, 1))).flatten(0, 1)
         grad_delta, grad_x, grad_B, grad_C = (torch.empty_like(t) for t in (delta, x, B, C))
         grad_A = torch.zeros_like(g)  # per chunk; summed at the end
