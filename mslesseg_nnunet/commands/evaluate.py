@@ -27,7 +27,8 @@ def register(subparsers) -> None:
                         "by lesion size (docs/evaluation.md)")
     p.add_argument("-o", "--output", type=Path, required=True, help="per-case metrics CSV")
     p.add_argument("--summary", type=Path, default=None,
-                   help="summary JSON (mean, std, median, count per metric)")
+                   help="summary JSON (mean, std, median, count, q25, q75 per metric, and "
+                        "the conventions used)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--missing-as-empty", action="store_true",
                    help="score reference cases without a prediction as empty predictions")

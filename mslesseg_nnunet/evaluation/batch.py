@@ -9,8 +9,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
-from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.conventions import conventions
+from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.pairing import pair_cases
 from mslesseg_nnunet.evaluation.summary import summarize
 from mslesseg_nnunet.nifti import read_header
