@@ -14,6 +14,7 @@ from medpy.metric.binary import assd as medpy_assd
 from medpy.metric.binary import hd95 as medpy_hd95
 
 from eval_helpers import affine_for, blobs, write_mask
+from mslesseg_nnunet.cli import main
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
 from mslesseg_nnunet.postprocessing.staple import staple
 
@@ -210,7 +211,8 @@ def test_cli_consensus_end_to_end(tmp_path, run_cli, team_folders):
 
 
 @pytest.mark.parametrize("problem", ["missing case", "geometry", "one input", "exists"])
-def test_cli_consensus_bad_input(tmp_path, run_cli, team_folders, problem):
+def test_cli_consensus_bad_input(tmp_path, capsys, team_folders, problem):
+    """In-process `mslesseg` (the CLI's main), to save a process start per case."""
     gt, teams, masks = team_folders
     out = tmp_path / "out"
     args = [*teams, "--gt", gt]
@@ -227,9 +229,9 @@ def test_cli_consensus_bad_input(tmp_path, run_cli, team_folders, problem):
         out.mkdir()
         (out / "keep.txt").write_text("mine")
         message = "--overwrite"
-    proc = run_cli("consensus", *args, "-o", out, check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert len(error_lines(proc.stderr)) == 1 and message in proc.stderr
+    assert main(["consensus", *map(str, args), "-o", str(out)]) == 2
+    stderr = capsys.readouterr().err
+    assert len(error_lines(stderr)) == 1 and message in stderr, stderr
     if problem == "exists":
         assert [p.name for p in out.iterdir()] == ["keep.txt"]
     else:
