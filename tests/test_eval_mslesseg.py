@@ -4,14 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 
 import numpy as np
 import pytest
 from medpy.metric.binary import assd as medpy_assd
 from medpy.metric.binary import hd95 as medpy_hd95
 
-from eval_helpers import blobs, write_mask
+from eval_helpers import blobs, error_lines, write_mask
 from mslesseg_nnunet.evaluation.mslesseg_metrics import COLUMNS, score_case
 from mslesseg_nnunet.evaluation.pairing import find_flair_images, find_masks
 
@@ -161,11 +160,6 @@ def folders(tmp_path):
         write_mask(pred / f"{case}.nii.gz", p, SPACING)
         pairs[case] = (p, r)
     return gt, pred, pairs
-
-
-def error_lines(stderr: str) -> list[str]:
-    """The lines of stderr that carry an error (progress bars are redrawn with \\r)."""
-    return [part for part in re.split(r"[\r\n]", stderr) if "error:" in part]
 
 
 def read_rows(path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 
 import nibabel as nib
 import numpy as np
@@ -13,7 +12,7 @@ import SimpleITK as sitk
 from medpy.metric.binary import assd as medpy_assd
 from medpy.metric.binary import hd95 as medpy_hd95
 
-from eval_helpers import affine_for, blobs, write_mask
+from eval_helpers import affine_for, blobs, error_lines, write_mask
 from mslesseg_nnunet.cli import main
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
 from mslesseg_nnunet.postprocessing.staple import staple
@@ -160,10 +159,6 @@ def test_staple_equals_simpleitk_and_the_obvious_hand_case():
 # ---------------------------------------------------------------- consensus CLI
 
 SPACING = (0.9, 1.1, 1.3)
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [part for part in re.split(r"[\r\n]", stderr) if "error:" in part]
 
 
 @pytest.fixture
