@@ -21,7 +21,6 @@ from mslesseg_nnunet.nifti import read_header, read_volume, same_geometry, write
 
 FILE_ENDING = ".nii.gz"
 NIFTI_ENDINGS = (".nii.gz", ".nii")
-LABEL_RULES = ("single", "majority", "union", "intersection")
 
 
 @dataclass

@@ -53,9 +53,9 @@ def refuse_portal_layout(src: Path) -> None:
                     "(Training/Center_NN/Patient_NN/Preprocessed_Data/)")
 
 
-def msseg2016_centre_dirs(folder: Path) -> list[Path]:
-    """``Center_NN`` folders (holding ``Patient_NN/``) of a subset folder, by number."""
-    return [c for _, c in numbered_subdirs(folder, _CENTRE) if numbered_subdirs(c, _PATIENT)]
+def msseg2016_centre_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """``Center_NN`` folders (holding ``Patient_NN/``) of a subset folder, as (NN, path)."""
+    return [(n, c) for n, c in numbered_subdirs(folder, _CENTRE) if numbered_subdirs(c, _PATIENT)]
 
 
 def msseg2016_folder_scans(folder: Path, modalities: list[str], label: str | None,
@@ -66,7 +66,7 @@ def msseg2016_folder_scans(folder: Path, modalities: list[str], label: str | Non
     (``require_masks`` False) of every patient that has a ``Masks/`` folder.
     """
     scans = []
-    for cdir in msseg2016_centre_dirs(folder):
+    for centre, cdir in msseg2016_centre_dirs(folder):
         for number, pdir in numbered_subdirs(cdir, _PATIENT):
             take = label is not None and (require_masks or (pdir / "Masks").is_dir())
             stems, rule = MSSEG2016_LABELS[label] if take else ((), "single")
@@ -75,7 +75,7 @@ def msseg2016_folder_scans(folder: Path, modalities: list[str], label: str | Non
             labels = tuple(require_nifti(pdir / "Masks", s, f"mask for --label {label}")
                            for s in stems)
             ending = nifti_ending(next(iter(images.values())))
-            patient = f"{subset}_C{cdir.name[7:]}_P{number:02d}"
+            patient = f"{subset}_C{centre:02d}_P{number:02d}"
             scans.append(Scan(f"{MSSEG2016_PREFIX}_{patient}", patient, images, labels, rule,
                               output=f"{folder.name}/{cdir.name}/{pdir.name}/segmentation{ending}",
                               info={"centre": cdir.name, "set": subset}))

@@ -62,7 +62,7 @@ def test_compressed_copies_and_any_top_folder(nnunet_env, tmp_path):
     convert_isbi2015(tmp_path / "src", 41, workers=1)  # the folder above "ISBI 2015"
     ds = raw_dataset(tmp_path, DS)
     assert_same_image(ds / "imagesTr" / "ISBI2015_training05_01_0003.nii.gz",
-                      src / "training" / "training05" / "preprocessed" / "training05_01_t2_pp.nii.gz")
+                      src / "training/training05/preprocessed/training05_01_t2_pp.nii.gz")
     assert load_json(ds / "case_map.json")["ISBI2015_test02_01"]["output"] == \
         "test02/masks/test02_01_mask.nii.gz"
 

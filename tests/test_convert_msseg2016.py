@@ -80,6 +80,6 @@ def test_bad_input_is_one_line_error(run_cli, src, tmp_path, damage, fragments):
 
 def test_round_trip_in_msseg2016_naming(src, tmp_path):
     assert_round_trip(src / "Testing", tmp_path,
-                      {"MSSEG2016_test_C01_P01": "Testing/Center_01/Patient_01/segmentation.nii.gz",
-                       "MSSEG2016_test_C03_P01": "Testing/Center_03/Patient_01/segmentation.nii.gz"},
+                      {f"MSSEG2016_test_C{c}_P01":
+                       f"Testing/Center_{c}/Patient_01/segmentation.nii.gz" for c in ("01", "03")},
                       ["FLAIR", "T1", "T2", "DP", "GADO"])

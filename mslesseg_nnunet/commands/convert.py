@@ -48,30 +48,35 @@ def register(subparsers) -> None:
     _register_more(sub)
 
 
+def _dataset_parser(sub, kind: str, summary: str, description: str, src_help: str,
+                    name_default: str | None, name_help: str):
+    """A ``convert KIND SRC --name ... --dataset-id ...`` sub-parser."""
+    p = sub.add_parser(kind, help=summary, description=description)
+    p.add_argument("src", type=Path, metavar="SRC", help=src_help)
+    p.add_argument("--name", default=name_default, required=kind == "folders", help=name_help)
+    _common(p)
+    p.set_defaults(func=run)
+    return p
+
+
 def _register_more(sub) -> None:
     """The datasets of issue 16: ISBI 2015, MSSEG-2016, 3D-MR-MS and any layout by patterns."""
-    i = sub.add_parser("isbi2015", help="ISBI 2015 longitudinal challenge: training/ and "
-                                        "testdata_website/ folders",
-                       description="Convert ISBI 2015 (root holding training/ and "
-                                   "testdata_website/). Case ids ISBI2015_training01_01; every "
-                                   "timepoint of a patient in one fold; orig/ is ignored.")
-    i.add_argument("src", type=Path, metavar="SRC", help="ISBI 2015 dataset root")
-    i.add_argument("--name", default="ISBI2015", help="dataset name (default ISBI2015)")
+    i = _dataset_parser(
+        sub, "isbi2015", "ISBI 2015 longitudinal challenge: training/ and testdata_website/",
+        "Convert ISBI 2015 (root holding training/ and testdata_website/). Case ids "
+        "ISBI2015_training01_01; every timepoint of a patient in one fold; orig/ is ignored.",
+        "ISBI 2015 dataset root", "ISBI2015", "dataset name (default ISBI2015)")
     i.add_argument("--modalities", default="FLAIR,MPRAGE,PD,T2",
                    help="channels, in order (default FLAIR,MPRAGE,PD,T2)")
     i.add_argument("--label", default="union", choices=("mask1", "mask2", "union", "intersection"),
                    help="rater mask(s) to train on (default union of the two raters, as seed "
                         "002's consensus)")
-    _common(i)
-    i.set_defaults(func=run)
-    m = sub.add_parser("msseg2016", help="MICCAI 2016 MSSEG (2021 release): Training/ and "
-                                         "Testing/ folders",
-                       description="Convert MSSEG-2016 (root holding Training/ and Testing/, "
-                                   "Center_NN/Patient_NN/Preprocessed_Data/). Case ids "
-                                   "MSSEG2016_train_C01_P01; the centre is kept in "
-                                   "case_map.json. The 2016 portal layout is refused.")
-    m.add_argument("src", type=Path, metavar="SRC", help="MSSEG-2016 dataset root")
-    m.add_argument("--name", default="MSSEG2016", help="dataset name (default MSSEG2016)")
+    m = _dataset_parser(
+        sub, "msseg2016", "MICCAI 2016 MSSEG (2021 release): Training/ and Testing/",
+        "Convert MSSEG-2016 (root holding Training/ and Testing/, Center_NN/Patient_NN/"
+        "Preprocessed_Data/). Case ids MSSEG2016_train_C01_P01; the centre is kept in "
+        "case_map.json. The 2016 portal layout is refused.",
+        "MSSEG-2016 dataset root", "MSSEG2016", "dataset name (default MSSEG2016)")
     m.add_argument("--modalities", default="FLAIR,T1,T2,DP,GADO",
                    help="channels, in order (default FLAIR,T1,T2,DP,GADO)")
     m.add_argument("--label", default="consensus",
@@ -79,36 +84,26 @@ def _register_more(sub) -> None:
                    help="mask to train on (majority: at least 4 of the 7 raters)")
     m.add_argument("--train-on", default="training", choices=("training", "testing", "both"),
                    help="subset(s) for imagesTr; the other goes to imagesTs/labelsTs")
-    _common(m)
-    m.set_defaults(func=run)
-    r = sub.add_parser("3dmrms", help="3D-MR-MS (Ljubljana): patientNN/ folders, "
-                                      "cross-sectional or longitudinal",
-                       description="Convert 3D-MR-MS patientNN/ folders (original distribution, "
-                                   "open_ms_data coregistered[_resampled]/ or MNI/, or its "
-                                   "longitudinal/ part as a new-lesion dataset like MSSEG-2). "
-                                   "Case ids MRMS3D_patient07 / MRMS3DLong_patient01.")
-    r.add_argument("src", type=Path, metavar="SRC",
-                   help="folder holding patientNN/ (or one above it holding exactly one such)")
-    r.add_argument("--name", default=None,
-                   help="dataset name (default MRMS3D, or MRMS3DLong for the longitudinal part)")
+    r = _dataset_parser(
+        sub, "3dmrms", "3D-MR-MS (Ljubljana): patientNN/ folders, cross-sectional or longitudinal",
+        "Convert 3D-MR-MS patientNN/ folders (original distribution, open_ms_data "
+        "coregistered[_resampled]/ or MNI/, or its longitudinal/ part as a new-lesion dataset "
+        "like MSSEG-2). Case ids MRMS3D_patient07 / MRMS3DLong_patient01.",
+        "folder holding patientNN/ (or one above it holding exactly one such)", None,
+        "dataset name (default MRMS3D, or MRMS3DLong for the longitudinal part)")
     r.add_argument("--modalities", default=None,
                    help="channels, in order, among FLAIR,T1,T1POST,T2 (default all; the "
                         "longitudinal part is always time01,time02 = the two FLAIR studies)")
-    _common(r)
-    r.set_defaults(func=run)
-    f = sub.add_parser("folders", help="any layout, described by path patterns",
-                       description="Convert any layout: --channel NAME=PATTERN (repeatable) and "
-                                   "--label PATTERN, paths relative to SRC where {case} stands "
-                                   "for one path component ({patient}, optional, groups folds). "
-                                   "Cases without a label go to imagesTs.")
-    f.add_argument("src", type=Path, metavar="SRC", help="dataset root")
-    f.add_argument("--name", required=True, help="dataset name (also the case-id prefix)")
+    f = _dataset_parser(
+        sub, "folders", "any layout, described by path patterns",
+        "Convert any layout: --channel NAME=PATTERN (repeatable) and --label PATTERN, paths "
+        "relative to SRC where {case} stands for one path component ({patient}, optional, "
+        "groups folds). Cases without a label go to imagesTs.",
+        "dataset root", None, "dataset name (also the case-id prefix)")
     f.add_argument("--channel", action="append", required=True, metavar="NAME=PATTERN",
                    help="e.g. FLAIR={case}/anat/{case}_FLAIR.nii.gz (in channel order)")
     f.add_argument("--label", required=True, metavar="PATTERN",
                    help="e.g. derivatives/lesions/{case}/{case}_label-lesion_mask.nii.gz")
-    _common(f)
-    f.set_defaults(func=run)
 
 
 def run(args) -> int:
