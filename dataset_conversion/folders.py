@@ -24,6 +24,7 @@ from mslesseg_nnunet.dataset_conversion.raw_dataset import check_dataset_id, wri
 from mslesseg_nnunet.errors import UserError
 
 _FIELD = re.compile(r"\{(case|patient)\}")
+_PIECES = re.compile(r"(\{(?:case|patient)\})")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -33,12 +34,14 @@ class Pattern:
     def __init__(self, text: str, option: str):
         self.text = text
         self.stem = next((text[: -len(e)] for e in NIFTI_ENDINGS if text.endswith(e)), None)
-        if self.stem is None or "{case}" not in text or text.startswith("/"):
-            raise UserError(f"{option}: need a relative path with {{case}} ending .nii or "
-                            f".nii.gz, got {text!r}")
+        if (self.stem is None or "{case}" not in text or text.startswith("/")
+                or set(_FIELD.sub("", text)) & set("{}")):
+            raise UserError(f"{option}: need a relative path with {{case}} (and optionally "
+                            f"{{patient}}, no other braces) ending .nii or .nii.gz, got {text!r}")
         self.fields = set(_FIELD.findall(text))
+        self.pieces = _PIECES.split(self.stem)  # literal text and "{field}", alternating
         parts, seen = [], set()
-        for piece in re.split(r"(\{case\}|\{patient\})", self.stem):
+        for piece in self.pieces:
             field = piece[1:-1] if _FIELD.fullmatch(piece) else None
             if field is None:
                 parts.append(re.escape(piece))
@@ -49,8 +52,7 @@ class Pattern:
 
     def matches(self, src: Path) -> list[dict[str, str]]:
         """The field values of every file under ``src`` that the pattern matches, sorted."""
-        wildcard = "".join("*" if _FIELD.fullmatch(p) else glob.escape(p)
-                           for p in re.split(r"(\{case\}|\{patient\})", self.stem))
+        wildcard = "".join("*" if _FIELD.fullmatch(p) else glob.escape(p) for p in self.pieces)
         found = {}
         for path in src.glob(wildcard + ".nii*"):
             if m := self.regex.fullmatch(path.relative_to(src).as_posix()):
@@ -63,6 +65,7 @@ class Pattern:
         return nifti_file(stem.parent, stem.name)
 
     def require(self, src: Path, values: dict[str, str], what: str) -> Path:
+        """``file(src, values)``; raise UserError ``"<stem>.nii[.gz]: missing <what>"``."""
         stem = src / self.stem.format(**values)
         return require_nifti(stem.parent, stem.name, what)
 

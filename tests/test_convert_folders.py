@@ -53,7 +53,8 @@ def test_bids_tree_with_sessions_grouped_by_subject(run_cli, src, tmp_path):
 def test_patterns_without_patient_and_pattern_errors(src):
     pattern = Pattern("{case}/ses-01/anat/{case}_ses-01_FLAIR.nii", "--channel FLAIR")
     assert [v["case"] for v in pattern.matches(src)] == ["sub-01", "sub-02", "sub-03", "sub-04"]
-    for bad in ("sub-01/anat/FLAIR.nii.gz", "{case}/anat/{case}_FLAIR.mgz", "/abs/{case}.nii"):
+    for bad in ("sub-01/anat/FLAIR.nii.gz", "{case}/anat/{case}_FLAIR.mgz", "/abs/{case}.nii",
+                "{case}/{session}/{case}.nii"):
         with pytest.raises(UserError, match="--channel X: need a relative path with {case}"):
             Pattern(bad, "--channel X")
     with pytest.raises(UserError, match="distinct names"):
