@@ -20,7 +20,9 @@ from mslesseg_nnunet.dataset_conversion.parallel import check_workers
 from mslesseg_nnunet.dataset_conversion.raw_dataset import check_dataset_id, write_grouped_dataset
 from mslesseg_nnunet.errors import UserError
 
-ISBI_MODALITIES = ("FLAIR", "MPRAGE", "PD", "T2")
+# channel name (shared with the other datasets) -> file key
+ISBI_FILES = {"FLAIR": "flair", "T1": "mprage", "PD": "pd", "T2": "t2"}
+ISBI_MODALITIES = tuple(ISBI_FILES)
 ISBI_PREFIX = "ISBI2015"
 # --label -> (rater masks, rule combining them)
 ISBI_LABELS = {"mask1": (("mask1",), "single"), "mask2": (("mask2",), "single"),
@@ -53,7 +55,7 @@ def isbi_patient_scans(pdir: Path, modalities: list[str], label: str | None,
     scans = []
     for tp in timepoints:
         stem = f"{pdir.name}_{tp}"
-        images = {m: require_nifti(pre, f"{stem}_{m.lower()}_pp", f"{m} modality")
+        images = {m: require_nifti(pre, f"{stem}_{ISBI_FILES[m]}_pp", f"{m} modality")
                   for m in modalities}
         labels = tuple(require_nifti(pdir / "masks", f"{stem}_{r}", f"mask for --label {label}")
                        for r in raters)
@@ -95,7 +97,7 @@ def convert_isbi2015(src: Path, dataset_id: int, name: str = "ISBI2015",
                      workers: int | None = None, overwrite: bool = False) -> Path:
     """Convert an ISBI 2015 root to ``$nnUNet_raw/DatasetNNN_<name>``.
 
-    Channels follow ``modalities`` (default FLAIR, MPRAGE, PD, T2); ``label``:
+    Channels follow ``modalities`` (default FLAIR, T1 = MPRAGE, PD, T2); ``label``:
     "mask1", "mask2" (one rater), "union" (default; seed 002's two-rater
     consensus) or "intersection". Case ids ``ISBI2015_training01_01``; every
     timepoint of a patient lands in the same fold. Returns the dataset folder.

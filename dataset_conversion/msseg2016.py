@@ -22,7 +22,9 @@ from mslesseg_nnunet.dataset_conversion.parallel import check_workers
 from mslesseg_nnunet.dataset_conversion.raw_dataset import check_dataset_id, write_grouped_dataset
 from mslesseg_nnunet.errors import UserError
 
-MSSEG2016_MODALITIES = ("FLAIR", "T1", "T2", "DP", "GADO")
+# channel name (shared with the other datasets) -> file stem
+MSSEG2016_FILES = {"FLAIR": "FLAIR", "T1": "T1", "T2": "T2", "PD": "DP", "T1POST": "GADO"}
+MSSEG2016_MODALITIES = tuple(MSSEG2016_FILES)
 MSSEG2016_PREFIX = "MSSEG2016"
 N_RATERS = 7
 RATERS = tuple(f"ManualSegmentation_{k}" for k in range(1, N_RATERS + 1))
@@ -70,8 +72,9 @@ def msseg2016_folder_scans(folder: Path, modalities: list[str], label: str | Non
         for number, pdir in numbered_subdirs(cdir, _PATIENT):
             take = label is not None and (require_masks or (pdir / "Masks").is_dir())
             stems, rule = MSSEG2016_LABELS[label] if take else ((), "single")
-            images = {m: require_nifti(pdir / "Preprocessed_Data", f"{m}_preprocessed",
-                                       f"{m} modality") for m in modalities}
+            images = {m: require_nifti(pdir / "Preprocessed_Data",
+                                       f"{MSSEG2016_FILES[m]}_preprocessed", f"{m} modality")
+                      for m in modalities}
             labels = tuple(require_nifti(pdir / "Masks", s, f"mask for --label {label}")
                            for s in stems)
             ending = nifti_ending(next(iter(images.values())))
@@ -114,7 +117,7 @@ def convert_msseg2016(src: Path, dataset_id: int, name: str = "MSSEG2016",
     """Convert an MSSEG-2016 root (``Training/``, ``Testing/``) to
     ``$nnUNet_raw/DatasetNNN_<name>``.
 
-    Channels follow ``modalities`` (default FLAIR, T1, T2, DP, GADO); ``label``:
+    Channels follow ``modalities`` (default FLAIR, T1, T2, PD = DP, T1POST = GADO); ``label``:
     "consensus" (default, the challenge's reference), "rater1".."rater7" or
     "majority" (at least 4 of the 7 raters). ``train_on``: which subset(s) go to
     imagesTr ("training", "testing" or "both"); the other to imagesTs/labelsTs.

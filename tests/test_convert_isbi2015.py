@@ -28,7 +28,7 @@ def test_converts_with_union_of_raters_and_timepoints_in_one_fold(run_cli, src, 
     run_cli("convert", "isbi2015", src, "--dataset-id", 41, "--workers", 2)
     ds = raw_dataset(tmp_path, DS)
     info = load_json(ds / "dataset.json")
-    assert info["channel_names"] == {"0": "FLAIR", "1": "MPRAGE", "2": "PD", "3": "T2"}
+    assert info["channel_names"] == {"0": "FLAIR", "1": "T1", "2": "PD", "3": "T2"}
     assert info["numTraining"] == 5 and info["numTest"] == 2
     pre = src / "training" / "training02" / "preprocessed"
     for c, m in enumerate(("flair", "mprage", "pd", "t2")):

@@ -82,4 +82,4 @@ def test_round_trip_in_msseg2016_naming(src, tmp_path):
     assert_round_trip(src / "Testing", tmp_path,
                       {f"MSSEG2016_test_C{c}_P01":
                        f"Testing/Center_{c}/Patient_01/segmentation.nii.gz" for c in ("01", "03")},
-                      ["FLAIR", "T1", "T2", "DP", "GADO"])
+                      ["FLAIR", "T1", "T2", "PD", "T1POST"])

@@ -66,8 +66,8 @@ def _register_more(sub) -> None:
         "Convert ISBI 2015 (root holding training/ and testdata_website/). Case ids "
         "ISBI2015_training01_01; every timepoint of a patient in one fold; orig/ is ignored.",
         "ISBI 2015 dataset root", "ISBI2015", "dataset name (default ISBI2015)")
-    i.add_argument("--modalities", default="FLAIR,MPRAGE,PD,T2",
-                   help="channels, in order (default FLAIR,MPRAGE,PD,T2)")
+    i.add_argument("--modalities", default="FLAIR,T1,PD,T2",
+                   help="channels, in order (default FLAIR,T1,PD,T2; T1 = the MPRAGE)")
     i.add_argument("--label", default="union", choices=("mask1", "mask2", "union", "intersection"),
                    help="rater mask(s) to train on (default union of the two raters, as seed "
                         "002's consensus)")
@@ -77,8 +77,9 @@ def _register_more(sub) -> None:
         "Preprocessed_Data/). Case ids MSSEG2016_train_C01_P01; the centre is kept in "
         "case_map.json. The 2016 portal layout is refused.",
         "MSSEG-2016 dataset root", "MSSEG2016", "dataset name (default MSSEG2016)")
-    m.add_argument("--modalities", default="FLAIR,T1,T2,DP,GADO",
-                   help="channels, in order (default FLAIR,T1,T2,DP,GADO)")
+    m.add_argument("--modalities", default="FLAIR,T1,T2,PD,T1POST",
+                   help="channels, in order (default FLAIR,T1,T2,PD,T1POST; PD = DP, "
+                        "T1POST = GADO)")
     m.add_argument("--label", default="consensus",
                    choices=("consensus", *(f"rater{k}" for k in range(1, 8)), "majority"),
                    help="mask to train on (majority: at least 4 of the 7 raters)")
