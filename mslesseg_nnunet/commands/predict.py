@@ -13,8 +13,10 @@ def register(subparsers) -> None:
                     "kept), fuse (mean, or MadSeg for MSL+DBL models) and postprocess, and write "
                     "masks in the input's own naming and header geometry, OUT/submission.zip and "
                     "OUT/ensemble.json. INPUT: an MSLesSeg test folder (P{n}/P{n}_{MOD}.nii.gz), "
-                    "an MSLesSeg training-style tree, an MSSEG-2 patients folder or an nnU-Net "
-                    "imagesTs folder. Finished cases are skipped when rerun.")
+                    "an MSLesSeg training-style tree, an MSSEG-2 patients folder, an ISBI 2015, "
+                    "MSSEG-2016 or 3D-MR-MS folder, or an nnU-Net imagesTs folder (that of a "
+                    "converted dataset writes back in its source naming, docs/datasets.md). "
+                    "Finished cases are skipped when rerun.")
     p.add_argument("-i", "--input", type=Path, required=True, metavar="INPUT")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     p.add_argument("--models", nargs="+", type=Path, required=True, metavar="MODEL_DIR",
