@@ -116,7 +116,7 @@ device = "cuda"
 trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]
 
 [tuning]
-protocol = "msseg2"                # maximise lesion F1
+protocol = "msseg2"                # the challenge's criteria, mean rank (objective = "f1": F1 only)
 [tuning.grid]
 thresholds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
 min_sizes = [0, 4, 8, 16]
