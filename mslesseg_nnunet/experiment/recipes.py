@@ -95,7 +95,8 @@ protocol = "mslesseg"
 MSSEG2 = """\
 # MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:
 # two input channels (time01 and time02 FLAIR), Dice + CE and Dice + Focal, 5 folds, then a
-# threshold (around 0.2) and minimum lesion size tuned for lesion-wise F1 (Anima rules).
+# threshold (around 0.2) and minimum lesion size tuned on the challenge's criteria (Anima
+# rules: lesion F1 and Dice with new lesions, nFP and VFP without; mean rank).
 # Run:  mslesseg run msseg2.toml --executor slurm
 
 [experiment]
