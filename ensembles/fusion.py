@@ -81,12 +81,13 @@ class StapleVotes:
     def value(self) -> np.ndarray:
         shape = self.masks[0].shape
         if not self.outside:
-            return staple(self.masks)
+            return staple(self.masks).probability.astype(np.float32)
         # Voxels are independent given the global estimates: a flat row with the cut-away
         # background appended gives the whole volume's result.
         pad = np.zeros(self.outside, bool)
         rows = [np.concatenate([m.ravel(), pad])[None] for m in self.masks]
-        return np.ascontiguousarray(staple(rows)[0, :int(np.prod(shape))].reshape(shape))
+        probability = staple(rows).probability[0, :int(np.prod(shape))]
+        return np.ascontiguousarray(probability.reshape(shape), dtype=np.float32)
 
 
 def accumulator(rule: str, outside: int = 0):

@@ -75,7 +75,11 @@ def test_staple_of_a_cropped_case_equals_the_whole_volume():
     for mask in masks:
         cropped.add(mask[box].astype(np.float32))
     np.testing.assert_allclose(cropped.value(), whole[box], atol=1e-6)
-    assert np.abs(staple([m[box] for m in masks]) - whole[box]).max() > 1e-3
+    assert np.abs(staple([m[box] for m in masks]).probability - whole[box]).max() > 1e-3
+    agreeing = StapleVotes(outside=5)  # members that all agree: their common mask, not NaN
+    for _ in range(2):
+        agreeing.add(np.zeros((2, 2, 2), np.float32))
+    assert agreeing.value().tolist() == np.zeros((2, 2, 2)).tolist()
 
 
 def test_cv_dice_weights(tmp_path, run_cli):
