@@ -7,11 +7,11 @@ import numpy as np
 
 from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import CONNECTIVITIES
+from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
-from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, save_params
-from mslesseg_nnunet.postprocessing.search import OBJECTIVES, grid_settings
+from mslesseg_nnunet.postprocessing.search import OBJECTIVES
 
 PROB_STEPS = [round(float(v), 2) for v in np.arange(0.5, 1.0001, 0.05)]
 # Defaults per rule and protocol (METHODS.md: MadSeg's grid; MSSEG-2 nnU-Net recipe).
