@@ -131,11 +131,17 @@ def test_models_with_different_channels(setup, tmp_path, run_cli):
         for modality in modalities:
             (folder / f"P54_{modality}.nii.gz").symlink_to(test_dir / "P54" / f"P54_{modality}.nii.gz")
     one, flair_dir = one.parent, flair_dir.parent
+    # The pair as `tune --select-members --rule union` would leave it: the MSL model is not run.
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"params": {"rule": "union"}, "members": [
+        {"model": f"{m.parent.name}/{m.name}", "weight": 1.0} for m in (flair, models["binary"])]}))
     runs = {"flair": (flair_dir, [flair]), "binary": (one, [models["binary"]]),
-            "both": (one, [flair, models["binary"], "--rule", "union"])}
+            "both": (one, [flair, models["binary"], models["msl"], "--params", tuned])}
     for name, (src, args) in runs.items():
         predict(tiny, "-i", src, "-o", tmp_path / name, "--save-probabilities", "--models", *args)
-    cases = json.loads((tmp_path / "both" / "ensemble.json").read_text())["cases"]
+    manifest = json.loads((tmp_path / "both" / "ensemble.json").read_text())
+    assert [m["model"] for m in manifest["members"]] == [str(flair), str(models["binary"])]
+    cases = manifest["cases"]
     for case, mask in cases.items():
         single = {n: np.asarray(nib.load(tmp_path / n / mask).dataobj) for n in ("flair", "binary")}
         np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "both" / mask).dataobj),
@@ -149,7 +155,7 @@ def test_models_with_different_channels(setup, tmp_path, run_cli):
 
 
 @pytest.mark.parametrize("case", ["missing_fold", "missing_checkpoint", "missing_modality",
-                                  "incompatible_rule"])
+                                  "incompatible_rule", "unknown_member"])
 def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
     tiny, models, test_dir = setup
     model_args = ["--models", models["msl"], models["dbl"]]
@@ -173,11 +179,16 @@ def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
                 if image.name != "P55_T1.nii.gz":
                     (src / patient.name / image.name).symlink_to(image)
         match = "T1"
-    else:
+    elif case == "incompatible_rule":
         params = tmp_path / "tuned.json"
         params.write_text(json.dumps({"params": {"rule": "madseg"}}))
         model_args = ["--models", models["binary"], "--params", params]
         match = "msl or dbl"
+    else:
+        params = tmp_path / "tuned.json"
+        params.write_text(json.dumps({"params": {}, "members": [{"model": "Dataset9_X/T__P__C"}]}))
+        model_args += ["--params", params]
+        match = "chosen member Dataset9_X/T__P__C is not among the given inputs"
     out = tmp_path / "out"
     proc = run_cli("predict", "-i", src, "-o", out, *model_args, "--device", "cpu",
                    "--workers", "0", env=tiny.env, check=False)
