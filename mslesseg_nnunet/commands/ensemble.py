@@ -6,6 +6,10 @@ from pathlib import Path
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, load_params
 
+RULE_HELP = ("mean: weighted mean of all members; madseg: MSL/DBL fusion; union: union of the "
+             "members' masks; staple: STAPLE consensus of the members' masks (default: the "
+             "rule in --params, else mean)")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -31,15 +35,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-RULE_HELP = ("mean: weighted mean of all members; madseg: MSL/DBL fusion; union: union of the "
-             "members' masks; staple: STAPLE consensus of the members' masks (default: the "
-             "rule in --params, else mean)")
-
-
 def parse_weights(values: list[str] | None) -> list[float] | str | None:
     """``--weights``: numbers, or the single word cv-dice."""
-    if values is None or values == [CV_DICE]:
-        return values and CV_DICE
+    if values is None:
+        return None
+    if values == [CV_DICE]:
+        return CV_DICE
     try:
         return [float(v) for v in values]
     except ValueError:
