@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.ensembles.folder import UNWEIGHTED_RULES
 from mslesseg_nnunet.ensembles.members import model_key
 from mslesseg_nnunet.ensembles.validation import (CaseModels, ValidationModel, cv_dice, load_case,
                                                   open_validation, tune_rule)
@@ -54,6 +55,8 @@ def tune(model_dirs: Sequence[Path], folds: Sequence[int] | None, base: Postproc
     settings = grid_settings(base.replace(rule=rule), grid_for(rule))
     kinds, everyone = [m.kind for m in models], tuple(range(len(models)))
     check_groups([group_of(k, rule) for k in kinds], rule)
+    if weights == CV_DICE and rule in UNWEIGHTED_RULES:
+        raise UserError(f"--weights: the {rule} rule does not weight its members")
     keep = select or weights == CV_DICE
     loaded, cases = [], []
     for case in tqdm(case_ids, desc="load", unit="case"):
