@@ -1,6 +1,7 @@
 """Union and STAPLE rules, cv-dice weights: hand-made members against numpy and SimpleITK."""
 from __future__ import annotations
 
+import csv
 import json
 
 import nibabel as nib
@@ -22,14 +23,15 @@ def zyx(volume_xyz: np.ndarray) -> np.ndarray:
     return volume_xyz.transpose(2, 1, 0)
 
 
-def rater_probabilities(seed: int, n: int = 3) -> list[np.ndarray]:
-    """Lesion probabilities (x, y, z) of ``n`` raters disagreeing around one shared blob."""
+def rater_probabilities(seed: int, n: int = 3, background: float = 0.6) -> list[np.ndarray]:
+    """Lesion probabilities (x, y, z) of ``n`` raters disagreeing around one shared blob
+    (``background``: the highest probability they give elsewhere)."""
     rng = np.random.default_rng(seed)
     grid = np.indices(SHAPE)
     blob = ((grid - np.array([6, 5, 4])[:, None, None, None]) ** 2).sum(0) <= 9
     maps = []
     for _ in range(n):
-        p = np.where(blob, rng.uniform(0.3, 1.0, SHAPE), rng.uniform(0.0, 0.6, SHAPE))
+        p = np.where(blob, rng.uniform(0.3, 1.0, SHAPE), rng.uniform(0.0, background, SHAPE))
         maps.append(p.astype(np.float32))
     return maps
 
@@ -110,3 +112,26 @@ def test_cv_dice_weights(tmp_path, run_cli):
                                    (1.0 * a + 2 / 3 * b) / (5 / 3), atol=1e-6)
     with pytest.raises(UserError, match="already fixes"):
         ensemble_folders(folders, tmp_path / "x", load_params(out), [1.0, 1.0], params_path=out)
+
+
+def test_tune_staple_scores_the_whole_volume_consensus(tmp_path, run_cli):
+    """`tune --rule staple` crops its cases (no rater reaches 0.3 outside the blob's box);
+    its Dice per threshold is still that of SimpleITK's STAPLE on the whole volume."""
+    root = tmp_path / "nnunet"
+    maps = rater_probabilities(2, background=0.25)
+    gt = np.zeros(SHAPE, np.uint8)
+    gt[4:9, 3:8, 2:7] = 1
+    models = [write_validation_model(root / "nnUNet_results", "Dataset310_S", "binary",
+                                     {0: {"c": class_probabilities(zyx(p), "binary")}},
+                                     name=f"T{i}__nnUNetPlans__3d_fullres") for i, p in enumerate(maps)]
+    write_labels(root / "nnUNet_raw" / "Dataset310_S" / "labelsTr", {"c": gt})
+    out = tmp_path / "tuned.json"
+    run_cli("tune", "--models", *models, "--protocol", "mslesseg", "--rule", "staple", "-o", out,
+            "--thresholds", "0.3", "0.8", "--min-sizes", "0")  # cropping alone changes both
+    consensus = sitk_staple([p > 0.5 for p in maps])
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    for row in rows:
+        mask = consensus > float(row["threshold"])
+        dice = 2 * (mask & (gt > 0)).sum() / (mask.sum() + gt.sum())
+        assert float(row["mean_dice"]) == pytest.approx(dice, abs=1e-6)
+    assert json.loads(out.read_text())["params"]["rule"] == "staple"
