@@ -30,6 +30,9 @@ COMMAND_MODULES = [
     "status",
     "demo",
     "report",
+    "preprocess",
+    "to_native",
+    "segment",
 ]
 
 
