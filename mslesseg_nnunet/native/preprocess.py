@@ -115,9 +115,9 @@ def preprocess(inputs: dict[str, Path], out: Path, skull_stripped: bool = False,
     timings.n4 = time.perf_counter() - start
 
     start = time.perf_counter()
-    to_template = register_to_template(scans["FLAIR"], dof, skull_stripped, inputs["FLAIR"])
     to_flair = {c: register_channel(scans["FLAIR"], scans[c], c, inputs[c])
                 for c in scans if c != "FLAIR"}
+    to_template = register_to_template(scans["FLAIR"], dof, skull_stripped, inputs["FLAIR"])
     timings.registration = time.perf_counter() - start
 
     start = time.perf_counter()
