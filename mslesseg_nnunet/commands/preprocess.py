@@ -4,8 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def add_native_options(p) -> None:
-    """Options shared by ``preprocess`` and ``segment``."""
+def add_native_options(p, flair_required: bool) -> None:
+    """Input channels and preprocessing options shared by ``preprocess`` and ``segment``."""
+    p.add_argument("--flair", type=Path, required=flair_required, default=None,
+                   help="native FLAIR")
+    p.add_argument("--t1", type=Path, default=None, help="native T1 (same session)")
+    p.add_argument("--t2", type=Path, default=None, help="native T2 (same session)")
     p.add_argument("--skull-stripped", action="store_true",
                    help="inputs are already brain-extracted (template metric on the brain only, "
                         "centres of mass aligned first)")
@@ -23,11 +27,8 @@ def register(subparsers) -> None:
                     "registered template refined on the FLAIR. Writes OUT/FLAIR.nii.gz (T1, T2), "
                     "OUT/brain_mask.nii.gz, OUT/transforms/*.tfm (ITK) and OUT/provenance.json. "
                     "Offline: the template ships in the nilearn wheel.")
-    p.add_argument("--flair", type=Path, required=True, help="native FLAIR")
-    p.add_argument("--t1", type=Path, default=None, help="native T1 (same session)")
-    p.add_argument("--t2", type=Path, default=None, help="native T2 (same session)")
+    add_native_options(p, flair_required=True)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
-    add_native_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.set_defaults(func=run)
 

@@ -18,9 +18,7 @@ def register(subparsers) -> None:
                     "--flair [--t1] [--t2] (subject name from --subject); a cohort: --input DIR "
                     "(BIDS sub-*/anat/*_FLAIR.nii.gz with _T1w/_T2w, or <subject>/FLAIR.nii.gz "
                     "[T1.nii.gz] [T2.nii.gz]). Finished subjects are skipped when rerun.")
-    p.add_argument("--flair", type=Path, default=None, help="native FLAIR of one patient")
-    p.add_argument("--t1", type=Path, default=None, help="native T1 of the same session")
-    p.add_argument("--t2", type=Path, default=None, help="native T2 of the same session")
+    add_native_options(p, flair_required=False)
     p.add_argument("--subject", default="subject", help="subject name with --flair")
     p.add_argument("--input", type=Path, default=None, metavar="DIR",
                    help="BIDS dataset or folder of subject folders")
@@ -31,7 +29,6 @@ def register(subparsers) -> None:
                    help="default: cuda when available, else cpu")
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
-    add_native_options(p)
     p.set_defaults(func=run)
 
 

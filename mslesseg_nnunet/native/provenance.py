@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import platform
-from importlib import metadata
 from pathlib import Path
 
 import nibabel as nib
@@ -27,14 +26,10 @@ def sha256(path: Path) -> str:
 
 def versions() -> dict:
     """Versions of the packages that shape the result."""
+    from mslesseg_nnunet.ensembles.folder import package_versions
+
     names = ("mslesseg-nnunet", "SimpleITK", "nibabel", "numpy", "scipy", "nilearn")
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return {"python": platform.python_version(), **found}
+    return {"python": platform.python_version(), **package_versions(names)}
 
 
 def encode_header(header: nib.Nifti1Header) -> str:

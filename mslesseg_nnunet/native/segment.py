@@ -69,11 +69,12 @@ def find_subjects(root: Path) -> dict[str, dict[str, Path]]:
     return subjects
 
 
-def model_channels(model_dirs: Sequence[Path], available: dict[str, Path], subject: str) -> list[str]:
+def model_channels(model_dirs: Sequence[Path], folds, available: dict[str, Path],
+                   subject: str) -> list[str]:
     """The models' input channels (MSLesSeg names), checked against the subject's scans."""
     from mslesseg_nnunet.ensembles.predict import open_model
 
-    channels = open_model(Path(model_dirs[0]), None).channels
+    channels = open_model(Path(model_dirs[0]), folds).channels
     missing = [c for c in channels if c.upper() not in available]
     if missing:
         raise UserError(f"--models {model_dirs[0]}: needs channel(s) {', '.join(missing)}, "
@@ -99,7 +100,7 @@ def predict_mni(preprocessed: Path, channels: list[str], model_dirs, work: Path,
 def segment_subject(subject: str, inputs: dict[str, Path], model_dirs, out: Path,
                     preprocess_options: dict, predict_options: dict) -> dict:
     """Everything for one subject, written atomically to ``out``; returns its cohort row."""
-    channels = model_channels(model_dirs, inputs, subject)
+    channels = model_channels(model_dirs, predict_options["folds"], inputs, subject)
     with atomic_dir(out) as tmp:
         provenance = preprocess(inputs, tmp / PREPROCESSED, **preprocess_options)
         with tempfile.TemporaryDirectory(prefix=".predict-", dir=tmp) as work:
