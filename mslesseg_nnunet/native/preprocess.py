@@ -71,8 +71,14 @@ def register_to_template(flair: sitk.Image, dof: int, skull_stripped: bool,
                          path: Path) -> registration.Registration:
     """FLAIR -> template (fixed: the template); UserError when the match is too poor."""
     fixed, mask = _template_images(skull_stripped)
-    mode = "MOMENTS" if skull_stripped else "GEOMETRY"
-    fit = (registration.affine_to if dof == 12 else registration.rigid_to)(fixed, flair, mask, mode)
+    fit = _check_template_fit(registration.rigid_to(
+        fixed, flair, mask, "MOMENTS" if skull_stripped else "GEOMETRY"), path)
+    if dof == 12:
+        fit = _check_template_fit(registration.affine_to(fixed, flair, fit, mask), path)
+    return fit
+
+
+def _check_template_fit(fit: registration.Registration, path: Path) -> registration.Registration:
     if -fit.metric < MIN_TEMPLATE_MI:
         raise UserError(f"--flair {path}: does not match the brain template (mutual information "
                         f"{-fit.metric:.3f} < {MIN_TEMPLATE_MI}); is it a brain FLAIR?")

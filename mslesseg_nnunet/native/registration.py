@@ -101,10 +101,9 @@ def rigid_to(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | Non
     return register(fixed, moving, centred(fixed, moving, mode), fixed_mask)
 
 
-def affine_to(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
-              mode: str = "MOMENTS") -> Registration:
-    """12-dof affine registration of ``moving`` onto ``fixed``: rigid first, then affine."""
-    rigid = rigid_to(fixed, moving, fixed_mask, mode)
+def affine_to(fixed: sitk.Image, moving: sitk.Image, rigid: Registration,
+              fixed_mask: sitk.Image | None) -> Registration:
+    """12-dof affine registration of ``moving`` onto ``fixed``, started from a rigid fit."""
     affine = sitk.AffineTransform(rigid.transform.GetMatrix(), rigid.transform.GetTranslation(),
                                   rigid.transform.GetCenter())
     return register(fixed, moving, affine, fixed_mask)
