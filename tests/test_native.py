@@ -134,3 +134,24 @@ def test_bad_inputs_one_line_error_nothing_written(tmp_path, run_cli, case):
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_segment_finds_bids_and_folder_subjects_and_rejects_bad_input(tmp_path, run_cli):
+    from mslesseg_nnunet.native.segment import find_subjects
+
+    for path in ("bids/sub-01/anat/sub-01_FLAIR.nii.gz", "bids/sub-01/anat/sub-01_T1w.nii.gz",
+                 "bids/sub-02/ses-1/anat/sub-02_ses-1_FLAIR.nii.gz",
+                 "plain/pat1/FLAIR.nii.gz", "plain/pat1/T2.nii.gz", "plain/notes/readme.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).touch()
+    bids = find_subjects(tmp_path / "bids")
+    assert sorted(bids) == ["sub-01", "sub-02_ses-1"] and sorted(bids["sub-01"]) == ["FLAIR", "T1"]
+    assert find_subjects(tmp_path / "plain") == {
+        "pat1": {"FLAIR": tmp_path / "plain/pat1/FLAIR.nii.gz",
+                 "T2": tmp_path / "plain/pat1/T2.nii.gz"}}
+    for args, message in ((["--input", tmp_path / "plain/notes"], "no subject found"),
+                          (["--input", tmp_path / "bids", "--flair", "x.nii.gz"], "either")):
+        result = run_cli("segment", *args, "--models", tmp_path, "-o", tmp_path / "out",
+                         check=False)
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

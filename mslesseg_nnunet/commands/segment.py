@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--models", nargs="+", type=Path, required=True, metavar="MODEL_DIR",
                    help="nnU-Net model folders, as for `mslesseg predict`")
     p.add_argument("--folds", nargs="+", default=None, help="folds to run (default: all)")
+    p.add_argument("--params", type=Path, default=None,
+                   help="tuned.json from `mslesseg tune` (default: as `mslesseg predict`)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="default: cuda when available, else cpu")
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
@@ -36,6 +38,7 @@ def run(args) -> int:
     from mslesseg_nnunet.commands.preprocess import channel_paths
     from mslesseg_nnunet.native.segment import find_subjects, segment
     from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
+    from mslesseg_nnunet.postprocessing.params import load_params
 
     if (args.input is None) == (args.flair is None):
         raise UserError("--input/--flair: give either --input DIR or --flair (one patient)")
@@ -49,6 +52,6 @@ def run(args) -> int:
     rows = segment(subjects, args.models, args.output,
                    {"skull_stripped": args.skull_stripped, "dof": args.dof, "n4": not args.no_n4},
                    {"folds": args.folds, "device": args.device, "tta": not args.disable_tta,
-                    "workers": 0})
+                    "params": load_params(args.params) if args.params else None, "workers": 0})
     print(f"{len(rows)} subjects -> {args.output / 'cohort.csv'}")
     return 0

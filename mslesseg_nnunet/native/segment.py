@@ -91,10 +91,10 @@ def predict_mni(preprocessed: Path, channels: list[str], model_dirs, work: Path,
     for channel in channels:
         os.symlink((preprocessed / f"{channel}.nii.gz").resolve(), case / f"P1_{channel}.nii.gz")
     out = work / "prediction"
-    manifest = predict_folder(work / "input", out, model_dirs, save_probabilities=True, **options)
+    predict_folder(work / "input", out, model_dirs, save_probabilities=True, **options)
     mask = read_volume(out / "P1" / "P1_MASK.nii.gz").data
     probability = np.load(next((out / "probabilities").glob("*.npz")))["probability"]
-    return mask, probability, manifest
+    return mask, probability
 
 
 def segment_subject(subject: str, inputs: dict[str, Path], model_dirs, out: Path,
@@ -104,12 +104,13 @@ def segment_subject(subject: str, inputs: dict[str, Path], model_dirs, out: Path
     with atomic_dir(out) as tmp:
         provenance = preprocess(inputs, tmp / PREPROCESSED, **preprocess_options)
         with tempfile.TemporaryDirectory(prefix=".predict-", dir=tmp) as work:
-            mask, probability, _ = predict_mni(tmp / PREPROCESSED, channels, model_dirs,
+            mask, probability = predict_mni(tmp / PREPROCESSED, channels, model_dirs,
                                                Path(work), predict_options)
         native_mask = native_volume(mask, tmp / PREPROCESSED, label=True)
         native_probability = native_volume(probability, tmp / PREPROCESSED, label=False)
         write_volume(tmp / MASK, native_mask.data, native_mask.header, np.uint8)
-        write_volume(tmp / PROBABILITY, native_probability.data, native_mask.header, np.float32)
+        write_volume(tmp / PROBABILITY, native_probability.data, native_probability.header,
+                     np.float32)
         flair = read_volume(inputs["FLAIR"], np.float32)
         rows = lesion_table(native_mask.data > 0, native_mask.affine, flair=flair.data)
         write_csv(tmp / LESIONS, rows, list(LESION_COLUMNS))
