@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "status",
     "demo",
     "report",
+    "merge",
+    "matrix",
 ]
 
 

@@ -38,7 +38,13 @@ def run(args) -> int:
     from mslesseg_nnunet.experiment.local import run_local
 
     check_dataset_ids(exp)
-    return run_local(exp, graph)
+    code = run_local(exp, graph)
+    from mslesseg_nnunet.experiment.progress import matrix_text
+
+    matrix = matrix_text(exp)
+    if matrix:
+        print(matrix)
+    return code
 
 
 def _run_slurm(exp, graph, args) -> int:

@@ -1,4 +1,4 @@
-"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo``.
+"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo|crossdataset``.
 
 Each recipe is a commented TOML text that validates against the schema
 (``schema.load_experiment``); users edit paths and resources and run it.
@@ -196,4 +196,59 @@ tta = false                        # no mirroring at test time: 8x fewer network
 workers = 0                        # nnU-Net pre/postprocessing in the predicting process
 """
 
-RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO}
+CROSSDATASET = """\
+# Cross-dataset generalisation in the manner of Table 2 of "generalizable MS lesion segmentation"
+# (UNet++ on every public dataset): train on each dataset alone and on merged datasets, test
+# every model on every test set, each with its own reference and protocol. The result is a
+# matrix of mean Dice and IoU (rows: training set, columns: test set) in
+# WORKDIR/matrix/matrix.csv and WORKDIR/matrix/index.html; `mslesseg run` prints it.
+# Run:  mslesseg run crossdataset.toml --executor slurm
+
+[experiment]
+name = "crossdataset"
+workdir = "crossdataset_work"
+
+[[sources]]                        # each source becomes its own nnU-Net dataset
+key = "MSLesSeg"                   # its name in the matrix
+kind = "mslesseg"
+path = "MSLesSeg Dataset"
+dataset_id = 101
+modalities = ["FLAIR"]             # the paper trains on FLAIR only: every dataset has one
+
+[[sources]]
+key = "Other"
+kind = "nnunet"                    # a binary nnU-Net dataset already in nnUNet_raw, e.g. another
+dataset_id = 120                   # public dataset written by `mslesseg convert`; its
+name = "OtherMS"                   # imagesTs/labelsTs are its test set. Channels match by name.
+
+[[training_sets]]                  # matrix rows (default: every source alone)
+sources = ["MSLesSeg"]
+[[training_sets]]
+sources = ["Other"]
+[[training_sets]]
+key = "MSLesSeg+Other"             # the default key of a merge: source keys joined by "+"
+sources = ["MSLesSeg", "Other"]    # several sources: trained on one merged dataset
+dataset_id = 130                   # (`mslesseg merge`: images linked, case ids prefixed)
+name = "MSLesSeg_Other"
+channels = ["FLAIR"]               # channels every source has (default: the first source's)
+
+[training]
+configuration = "3d_fullres"
+folds = [0, 1, 2, 3, 4]
+device = "cuda"
+trainers = ["nnUNetTrainer"]       # several trainers: one matrix row per training set and trainer
+
+[[tests]]                          # matrix columns
+source = "MSLesSeg"                # the source's test/ folder, its masks, the mslesseg protocol
+[[tests]]
+key = "Other"
+source = "Other"
+protocol = "mslesseg"              # Dice per case; "msseg2" scores with animaSegPerfAnalyzer's rules
+# [[tests]]                        # any other test folder with its own reference:
+# key = "Clinic"
+# input = "clinic/images"          # MSLesSeg, MSSEG-2 or nnU-Net input layout
+# gt = "clinic/masks"
+
+""" + GPU_CLUSTER_RESOURCES
+
+RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO, "crossdataset": CROSSDATASET}

@@ -1,0 +1,234 @@
+"""Cross-dataset experiments: the new keys, their graph, bad files, and one real CPU run."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.experiment import build_graph, load_experiment
+
+# Two synthetic MSLesSeg-layout datasets (other seeds, spacings and channel orders), trained
+# alone (A) and merged (A+B), each model tested on both test sets: a 2 x 2 matrix.
+CROSS = """\
+[experiment]
+name = "cross"
+workdir = "work"
+nnunet_root = "nnunet"
+
+[env]
+nnUNet_compile = "false"
+nnUNet_def_n_proc = "1"
+
+[env.train]
+MSLESSEG_SHORT_EPOCHS = "1"
+MSLESSEG_SHORT_ITERS = "3"
+nnUNet_n_proc_DA = "0"
+
+[[sources]]
+key = "A"
+kind = "synthetic-mslesseg"
+dataset_id = 911
+name = "SynthA"
+patients = 2
+test_patients = 1
+spacing = 4.0
+seed = 1
+modalities = ["FLAIR", "T2"]
+workers = 1
+
+[[sources]]
+key = "B"
+kind = "synthetic-mslesseg"
+dataset_id = 912
+name = "SynthB"
+patients = 2
+test_patients = 1
+spacing = 5.0
+seed = 2
+modalities = ["T2", "FLAIR"]
+workers = 1
+
+[[training_sets]]
+sources = ["A"]
+
+[[training_sets]]
+sources = ["A", "B"]
+dataset_id = 913
+
+[training]
+folds = [0]
+device = "cpu"
+cpu_plans = true
+cpu_patch_size = [32, 32, 32]
+preprocess_workers = 1
+trainers = ["nnUNetTrainerShort"]
+
+[[tests]]
+source = "A"
+tta = false
+workers = 0
+
+[[tests]]
+source = "B"
+tta = false
+workers = 0
+"""
+MODEL = "nnUNetTrainerShort__nnUNetPlans"
+
+
+def _write(tmp_path: Path, text: str = CROSS) -> Path:
+    path = tmp_path / "cross.toml"
+    path.write_text(text)
+    return path
+
+
+def test_cross_graph_merges_trains_and_fills_the_matrix(tmp_path):
+    exp = load_experiment(_write(tmp_path))
+    assert [s.key for s in exp.sources] == ["A", "B"]
+    assert exp.sources[1].path == tmp_path / "work" / "synthetic" / "B"
+    assert [(lab.key, lab.kind, lab.dataset_id, lab.name) for lab in exp.labellings] == [
+        ("A", "binary", 911, "SynthA"), ("A+B", "merge", 913, "SynthA_SynthB")]
+    graph = build_graph(exp)
+    assert graph["convert.B"].deps == ("synth.B",)
+    assert graph["merge.A+B"].argv == ("mslesseg", "merge", "--sources", "911", "912",
+                                       "--dataset-id", "913", "--name", "SynthA_SynthB",
+                                       "--overwrite")
+    assert graph["merge.A+B"].deps == ("convert.A", "convert.B")
+    assert graph["plan.A"].deps == ("convert.A",) and graph["plan.A+B"].deps == ("merge.A+B",)
+    assert graph[f"train.A+B.{MODEL}.fold0"].argv[:4] == ("nnUNetv2_train", "913", "3d_fullres", "0")
+    predict = graph[f"predict.A+B.{MODEL}.B"]
+    assert predict.deps == (f"train.A+B.{MODEL}.fold0", "convert.B")
+    assert predict.argv[predict.argv.index("-i") + 1] == str(tmp_path / "work/synthetic/B/test")
+    evaluate = graph[f"evaluate.A+B.{MODEL}.B"].argv
+    assert evaluate[3] == str(tmp_path / "work/synthetic/B/test") and "mslesseg" in evaluate
+    matrix = graph["matrix"]
+    cells = [matrix.argv[i + 1:i + 4] for i, a in enumerate(matrix.argv) if a == "--cell"]
+    assert [c[:2] for c in cells] == [("A", "A"), ("A", "B"), ("A+B", "A"), ("A+B", "B")]
+    assert cells[3][2] == str(tmp_path / f"work/evaluation/A+B.{MODEL}.B/metrics.csv")
+    assert len(graph) == 20 and not exp.test
+
+
+def test_training_sets_default_to_every_source_alone_and_tests_take_folders(tmp_path):
+    (tmp_path / "clinic" / "img").mkdir(parents=True)
+    (tmp_path / "clinic" / "ref").mkdir()
+    text = re.sub(r"\[\[training_sets\]\].*?(?=\[training\])", "", CROSS, flags=re.S)
+    text = text.replace('trainers = ["nnUNetTrainerShort"]',
+                        'trainers = ["nnUNetTrainerShort", "nnUNetTrainerDiceFocalShort"]')
+    text += ('[[tests]]\nkey = "clinic"\ninput = "clinic/img"\ngt = "clinic/ref"\n'
+             'protocol = "msseg2"\n')
+    exp = load_experiment(_write(tmp_path, text))
+    assert [lab.key for lab in exp.labellings] == ["A", "B"]
+    clinic = exp.tests[2]
+    assert (clinic.key, clinic.input, clinic.gt, clinic.protocol, clinic.source) == (
+        "clinic", tmp_path / "clinic/img", tmp_path / "clinic/ref", "msseg2", None)
+    graph = build_graph(exp)
+    assert "merge" not in " ".join(graph.steps)
+    assert graph[f"predict.B.{MODEL}.clinic"].deps == (f"train.B.{MODEL}.fold0",)
+    cells = [a for a in graph["matrix"].argv if a.startswith(("A/", "B/"))]
+    assert len(cells) == 2 * 2 * 3 and "B/nnUNetTrainerDiceFocalShort__nnUNetPlans" in cells
+
+
+BAD = [
+    # (edit of CROSS, key named in the message, words of the message)
+    (lambda t: t.replace('sources = ["A", "B"]', 'sources = ["A", "C"]'),
+     "[[training_sets]][1] sources[1]", "unknown source 'C' (known: A, B)"),
+    (lambda t: t.replace('sources = ["A", "B"]', 'sources = ["A", "A"]'),
+     "[[training_sets]][1] sources[1]", "'A' listed twice"),
+    (lambda t: t.replace("dataset_id = 913", "dataset_id = 912"),
+     "[[training_sets]][1] dataset_id", "already used by a source"),
+    (lambda t: t.replace("dataset_id = 913\n", ""),
+     "[[training_sets]][1] dataset_id", "missing (required)"),
+    (lambda t: t.replace("dataset_id = 912", "dataset_id = 911"),
+     "[[sources]][1] dataset_id", "911 is already used by source 'A'"),
+    (lambda t: t.replace('key = "B"', 'key = "A"'),
+     "[[sources]][1] key", "'A' is already used by another source"),
+    (lambda t: t.replace('key = "B"', 'key = "B C"'),
+     "[[sources]][1] key", "must be letters, digits"),
+    (lambda t: t.replace('kind = "synthetic-mslesseg"', 'kind = "isbi"', 1),
+     "[[sources]][0] kind", "'isbi' is not one of"),
+    (lambda t: t.replace('source = "B"', 'source = "Z"'),
+     "[[tests]][1] source", "unknown source 'Z'"),
+    (lambda t: t.replace('source = "B"', 'input = "elsewhere"'),
+     "[[tests]][1] key", "missing (required)"),
+    (lambda t: t.replace('source = "B"', 'key = "X"\ninput = "elsewhere"'),
+     "[[tests]][1] gt", "required (the matrix scores"),
+    (lambda t: t.replace('source = "B"', 'source = "A"'),
+     "[[tests]][1] key", "'A' is already used by another test set"),
+    (lambda t: t.replace('source = "B"', 'source = "B"\nprotocol = "dice"'),
+     "[[tests]][1] protocol", "'dice' is not one of"),
+    (lambda t: t.replace('source = "B"', 'source = "B"\nreport = true'),
+     "[[tests]][1] report", "unknown key"),
+    (lambda t: t + '[source]\nkind = "nnunet"\ndataset_id = 5\n',
+     "sources", "use either [source] or [[sources]]"),
+    (lambda t: t + '[tuning]\nprotocol = "mslesseg"\n',
+     "tuning", "not available in a cross-dataset experiment"),
+    (lambda t: t + '[test]\n', "test", "(use [[tests]])"),
+    (lambda t: t.replace("[[sources]]", "[[datasets]]"),
+     "training_sets", "needs [[sources]]"),
+]
+
+
+@pytest.mark.parametrize("edit, key, words", BAD, ids=[f"{b[1]}:{b[2][:12]}" for b in BAD])
+def test_malformed_cross_file_names_the_key(tmp_path, edit, key, words):
+    with pytest.raises(UserError) as err:
+        load_experiment(_write(tmp_path, edit(CROSS)))
+    message = str(err.value)
+    assert message.startswith(f"cross.toml: {key}: ") and words in message, message
+    assert "\n" not in message
+
+
+def test_dry_run_names_the_key_and_recipe_validates(tmp_path, run_cli):
+    _write(tmp_path, CROSS.replace('sources = ["A", "B"]', 'sources = ["A", "C"]'))
+    proc = run_cli("run", "cross.toml", "--dry-run", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("mslesseg run: error: cross.toml: [[training_sets]][1] "
+                                   "sources[1]: unknown source 'C' (known: A, B)")
+    recipe = run_cli("recipe", "crossdataset").stdout
+    assert "[[training_sets]]" in recipe and "[[tests]]" in recipe
+    exp = load_experiment(_write(tmp_path, recipe), check_paths=False)
+    assert [lab.key for lab in exp.labellings] == ["MSLesSeg", "Other", "MSLesSeg+Other"]
+    assert [t.key for t in exp.tests] == ["MSLesSeg", "Other"]
+
+
+def numpy_scores(pred_dir: Path, gt_dir: Path) -> tuple[float, float, int]:
+    """Mean per-case Dice and IoU of the saved masks, paired by MSLesSeg test file name."""
+    dice, iou = [], []
+    for ref_path in sorted(gt_dir.glob("P*/P*_MASK.nii.gz")):
+        pred_path = pred_dir / ref_path.relative_to(gt_dir)
+        pred = np.asarray(nib.load(pred_path).dataobj) > 0
+        ref = np.asarray(nib.load(ref_path).dataobj) > 0
+        tp, fp, fn = (pred & ref).sum(), (pred & ~ref).sum(), (~pred & ref).sum()
+        dice.append(2 * tp / (2 * tp + fp + fn))
+        iou.append(tp / (tp + fp + fn))
+    return float(np.mean(dice)), float(np.mean(iou)), len(dice)
+
+
+@pytest.mark.slow
+def test_cross_experiment_runs_on_cpu_and_its_matrix_is_right(tmp_path, run_cli):
+    _write(tmp_path)
+    out = run_cli("run", "cross.toml", timeout=900).stdout
+    assert "cross: all 20 steps finished" in out
+    assert re.search(r"^Dice:\n  trained on \\ tested on +A +B\n  A +[0-9.]+ +[0-9.]+\n"
+                     r"  A\+B +[0-9.]+ +[0-9.]+$", out, re.M), out
+    work = tmp_path / "work"
+    merged = tmp_path / "nnunet/nnUNet_raw/Dataset913_SynthA_SynthB"
+    assert len(list((merged / "labelsTr").iterdir())) == 4
+    with open(work / "matrix" / "matrix.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["training_set"], r["test_set"]) for r in rows] == [
+        ("A", "A"), ("A", "B"), ("A+B", "A"), ("A+B", "B")]
+    for row in rows:
+        pred = work / "predictions" / f"{row['training_set']}.{MODEL}" / row["test_set"]
+        dice, iou, n = numpy_scores(pred, work / "synthetic" / row["test_set"] / "test")
+        assert int(row["n_cases"]) == n == 1
+        assert float(row["dice"]) == pytest.approx(dice, abs=1e-12)
+        assert float(row["iou"]) == pytest.approx(iou, abs=1e-12)
+    page = (work / "matrix" / "index.html").read_text()
+    assert "<h2>IoU</h2>" in page and f"{float(rows[3]['iou']):.4f}" in page
+    status = run_cli("status", "cross.toml").stdout
+    assert "IoU:" in status and "cross: 20 done" in status
