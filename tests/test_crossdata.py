@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from eval_helpers import blobs, write_mask
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment import build_graph, load_experiment
 
@@ -196,16 +197,56 @@ def test_dry_run_names_the_key_and_recipe_validates(tmp_path, run_cli):
 
 
 def numpy_scores(pred_dir: Path, gt_dir: Path) -> tuple[float, float, int]:
-    """Mean per-case Dice and IoU of the saved masks, paired by MSLesSeg test file name."""
+    """Mean per-case Dice and IoU of the saved masks (paired by MSLesSeg test file name) over
+    the cases where they are defined, and the number of cases."""
     dice, iou = [], []
-    for ref_path in sorted(gt_dir.glob("P*/P*_MASK.nii.gz")):
-        pred_path = pred_dir / ref_path.relative_to(gt_dir)
-        pred = np.asarray(nib.load(pred_path).dataobj) > 0
+    cases = sorted(gt_dir.glob("P*/P*_MASK.nii.gz"))
+    for ref_path in cases:
+        pred = np.asarray(nib.load(pred_dir / ref_path.relative_to(gt_dir)).dataobj) > 0
         ref = np.asarray(nib.load(ref_path).dataobj) > 0
         tp, fp, fn = (pred & ref).sum(), (pred & ~ref).sum(), (~pred & ref).sum()
-        dice.append(2 * tp / (2 * tp + fp + fn))
-        iou.append(tp / (tp + fp + fn))
-    return float(np.mean(dice)), float(np.mean(iou)), len(dice)
+        if tp + fp + fn:
+            dice.append(2 * tp / (2 * tp + fp + fn))
+            iou.append(tp / (tp + fp + fn))
+    return float(np.mean(dice)), float(np.mean(iou)), len(cases)
+
+
+def test_matrix_command_matches_numpy_on_hand_made_masks(tmp_path, run_cli):
+    """Two rows x two columns of real `mslesseg evaluate` outputs, each column its own protocol;
+    a case with both masks empty has no Dice and stays out of the mean."""
+    rng = np.random.default_rng(7)
+    refs = {"P1": blobs((20, 20, 20), [(6, 6, 6), (14, 13, 12)], 3),
+            "P2": blobs((20, 20, 20), [(10, 10, 10)], 4), "P3": np.zeros((20, 20, 20), bool)}
+    for test in ("X", "Y"):
+        for case, ref in refs.items():
+            write_mask(tmp_path / "gt" / test / case / f"{case}_MASK.nii.gz", ref, (2.0, 2.0, 2.0))
+    args = []
+    for row in ("R1", "R2"):
+        for test, protocol in (("X", "mslesseg"), ("Y", "msseg2")):
+            for case, ref in refs.items():
+                missed = case == "P3" or (case == "P2" and row == "R2")
+                pred = np.zeros_like(ref) if missed else ref ^ (rng.random(ref.shape) > 0.97)
+                write_mask(tmp_path / "pred" / row / test / case / f"{case}_MASK.nii.gz", pred,
+                           (2.0, 2.0, 2.0))
+            csv_path = tmp_path / "eval" / f"{row}_{test}.csv"
+            run_cli("evaluate", tmp_path / "pred" / row / test, tmp_path / "gt" / test,
+                    "--protocol", protocol, "-o", csv_path)
+            args += ["--cell", row, test, csv_path]
+    out = run_cli("matrix", *args, "-o", tmp_path / "matrix").stdout
+    assert out.startswith("Dice:\n  trained on \\ tested on")
+    with open(tmp_path / "matrix" / "matrix.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4
+    for row in rows:
+        pred_dir = tmp_path / "pred" / row["training_set"] / row["test_set"]
+        dice, iou, n = numpy_scores(pred_dir, tmp_path / "gt" / row["test_set"])
+        assert (int(row["n_cases"]), n) == (2, 3)
+        assert float(row["dice"]) == pytest.approx(dice, abs=1e-12)
+        assert float(row["iou"]) == pytest.approx(iou, abs=1e-12)
+        assert f"{float(row['dice']):.3f}" in out
+    assert float(rows[2]["iou"]) < float(rows[0]["iou"])  # R2 missed all of P2
+    again = run_cli("matrix", *args, "-o", tmp_path / "matrix", check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
 
 
 @pytest.mark.slow

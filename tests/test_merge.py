@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mslesseg_nnunet.dataset_conversion import merge_datasets
+from mslesseg_nnunet.dataset_conversion import merge_datasets, write_back
 from mslesseg_nnunet.errors import UserError
 
 ENDING = ".nii.gz"
@@ -82,6 +82,8 @@ def test_merge_links_renames_matches_channels_and_keeps_patients_together(nnunet
     assert case_map["Alpha_P1_T2"]["output"] == "Alpha/P1_T2/mask.nii.gz"
     assert case_map["Alpha_P9"]["reference_image"] == str(a / "labelsTs" / "P9.nii.gz")
     assert "Beta_P1_T1" not in case_map
+    written = write_back(np.ones((3, 3, 3), np.uint8), case_map["Alpha_P1_T2"], nnunet / "out")
+    assert written == nnunet / "out" / "Alpha" / "P1_T2" / "mask.nii.gz"
     # Folds: every training case validated once; Alpha's P1 scans together; same-named
     # patients of the two datasets are different patients.
     splits = json.loads((nnunet / "nnUNet_preprocessed" / out.name / "splits_final.json").read_text())
