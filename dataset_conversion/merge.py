@@ -46,6 +46,29 @@ def source_cases(folder: Path, info: dict, images: str) -> list[str]:
                   if (m := pattern.match(p.name)))
 
 
+def link_cases(folder: Path, info: dict, order: list[int], prefix: str, out: Path) -> dict:
+    """Link one source's images (channels ``order``) and labels into ``out`` under prefixed
+    case ids; return the number of cases per image folder."""
+    ending = info["file_ending"]
+    counts = {}
+    for images, labels in SPLITS:
+        cases = source_cases(folder, info, images)
+        for case in cases:
+            new = f"{prefix}_{case}"
+            (out / images).mkdir(exist_ok=True)
+            for new_index, index in enumerate(order):
+                link_or_copy(folder / images / f"{case}_{index:04d}{ending}",
+                             out / images / f"{new}_{new_index:04d}{ending}", allow_symlink=True)
+            label = folder / labels / f"{case}{ending}"
+            if label.is_file():
+                (out / labels).mkdir(exist_ok=True)
+                link_or_copy(label, out / labels / f"{new}{ending}", allow_symlink=True)
+            elif images == "imagesTr":
+                raise UserError(f"{label}: training label not found")
+        counts[images] = len(cases)
+    return counts
+
+
 def merged_case_map(entries: dict, prefix: str, source: str) -> dict:
     """A source's case-map entries under the merge: patients and outputs made unique."""
     return {f"{prefix}_{case}": {**entry, "patient": f"{prefix}_{entry.get('patient', case)}",
@@ -73,41 +96,30 @@ def merge_datasets(source_ids: list[int], dataset_id: int, name: str | None = No
     folders = [find_raw_dataset(i) for i in source_ids]
     prefixes = [f.name.split("_", 1)[1] for f in folders]
     if len(set(prefixes)) != len(prefixes):
-        raise UserError(f"--sources: two datasets are named alike ({', '.join(f.name for f in folders)}); "
-                        "their case ids would collide (rename one)")
+        raise UserError(f"--sources: two datasets are named alike "
+                        f"({', '.join(f.name for f in folders)}); their case ids would collide")
     infos = [load_dataset_json(f / "dataset.json") for f in folders]
     first = infos[0]
     channels = list(channels or first["channel_names"].values())
+    if len({c.casefold() for c in channels}) != len(channels):
+        raise UserError(f"--channels: {', '.join(channels)} names a channel twice")
     for folder, info in zip(folders, infos):
         where = folder / "dataset.json"
         if lesion_labels(info) != [1] or info.get("labels") != first.get("labels"):
-            raise UserError(f"{where}: labels {info.get('labels')} differ from {first.get('labels')} "
-                            f"of {folders[0].name} (merge binary datasets)")
+            raise UserError(f"{where}: labels {info.get('labels')} differ from "
+                            f"{first.get('labels')} of {folders[0].name} (merge binary datasets)")
         if info["file_ending"] != first["file_ending"]:
             raise UserError(f"{where}: file ending {info['file_ending']!r} differs from "
                             f"{first['file_ending']!r} of {folders[0].name}")
     orders = [channel_order(info, channels, f / "dataset.json") for f, info in zip(folders, infos)]
     name = name or "_".join(prefixes)
     target = check_dataset_id(dataset_id, name, overwrite)
-    ending = first["file_ending"]
     counts = {"imagesTr": 0, "imagesTs": 0}
     case_map: dict = {}
     with atomic_dir(nnunet_dir("nnUNet_raw") / target, overwrite) as tmp:
         for folder, info, order, prefix in zip(folders, infos, orders, prefixes):
-            for images, labels in SPLITS:
-                for case in source_cases(folder, info, images):
-                    new = f"{prefix}_{case}"
-                    (tmp / images).mkdir(exist_ok=True)
-                    for new_index, index in enumerate(order):
-                        link_or_copy(folder / images / f"{case}_{index:04d}{ending}",
-                                     tmp / images / f"{new}_{new_index:04d}{ending}", allow_symlink=True)
-                    label = folder / labels / f"{case}{ending}"
-                    if label.is_file():
-                        (tmp / labels).mkdir(exist_ok=True)
-                        link_or_copy(label, tmp / labels / f"{new}{ending}", allow_symlink=True)
-                    elif images == "imagesTr":
-                        raise UserError(f"{label}: training label not found")
-                    counts[images] += 1
+            for images, n in link_cases(folder, info, order, prefix, tmp).items():
+                counts[images] += n
             if (folder / CASE_MAP).is_file():
                 case_map.update(merged_case_map(load_case_map(folder), prefix, folder.name))
         write_json(tmp / "dataset.json", {

@@ -109,6 +109,7 @@ def test_merge_default_channels_are_the_first_sources(nnunet):
     ("labels", r"Dataset102_Beta/dataset.json: labels .* differ"),
     ("same name", r"two datasets are named alike"),
     ("one source", r"need two or more different dataset ids"),
+    ("twice", r"--channels: FLAIR, flair names a channel twice"),
     ("own id", r"--dataset-id 101: must differ from --sources"),
     ("missing", r"--source 103: no Dataset103_\* folder"),
 ])
@@ -118,8 +119,9 @@ def test_merge_refuses_bad_input_and_writes_nothing(nnunet, problem, message):
     write_dataset(nnunet, 102, "Alpha" if problem == "same name" else "Beta", ["FLAIR", "T1"],
                   {"P1": "P1"}, labels=labels)
     sources = {"one source": [101], "missing": [101, 103]}.get(problem, [101, 102])
+    channels = ["FLAIR", "flair"] if problem == "twice" else None
     with pytest.raises(UserError, match=message):
-        merge_datasets(sources, 101 if problem == "own id" else 110)
+        merge_datasets(sources, 101 if problem == "own id" else 110, channels=channels)
     assert not list((nnunet / "nnUNet_raw").glob("Dataset110_*"))
     assert not (nnunet / "nnUNet_preprocessed").exists()
 

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("--sources", type=int, nargs="+", required=True, metavar="ID",
                    help="ids of two or more converted binary datasets")
     p.add_argument("--dataset-id", type=int, required=True, metavar="N", help="new dataset id")
-    p.add_argument("--name", default=None, help="new dataset name (default: source names joined by _)")
+    p.add_argument("--name", default=None,
+                   help="new dataset name (default: the source names joined by _)")
     p.add_argument("--channels", default=None,
                    help="comma-separated channel names to keep, in order (default: the first "
                         "source's); every source must have them")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.evaluation.report.page import CSP, STYLE, table
+from mslesseg_nnunet.evaluation.report.page import CSP, SORT_SCRIPT, STYLE, table
 from mslesseg_nnunet.evaluation.summary import read_csv, write_csv
 
 COLUMNS = ["training_set", "test_set", "n_cases", "dice", "iou"]
@@ -22,6 +22,7 @@ INTRO = ("Rows: training set (one dataset, or several merged); columns: test set
          "the mean over the test cases of Dice = 2TP / (2TP + FP + FN) and IoU = TP / (TP + FP + "
          "FN), each test set scored with its own reference and protocol.")
 METRICS = ("dice", "iou")
+_TITLES = {"dice": "Dice", "iou": "IoU"}
 
 
 def cell(training_set: str, test_set: str, metrics_csv: Path) -> dict:
@@ -42,7 +43,7 @@ def _mean(values: list[float]) -> float:
 
 
 def wide(cells: list[dict], metric: str) -> tuple[list[str], list[list]]:
-    """Header and rows of ``metric`` as a matrix: one row per training set, one column per test set."""
+    """Header and rows of ``metric``: one row per training set, one column per test set."""
     rows = list(dict.fromkeys(c["training_set"] for c in cells))
     cols = list(dict.fromkeys(c["test_set"] for c in cells))
     value = {(c["training_set"], c["test_set"]): c[metric] for c in cells}
@@ -58,7 +59,7 @@ def format_matrix(cells: list[dict]) -> str:
         text = [[str(h) for h in header]] + [
             [r[0], *("-" if math.isnan(v) else f"{v:.3f}" for v in r[1:])] for r in rows]
         widths = [max(len(line[i]) for line in text) for i in range(len(header))]
-        out.append(f"{metric.capitalize() if metric == 'dice' else 'IoU'}:")
+        out.append(f"{_TITLES[metric]}:")
         out += ["  " + "  ".join(s.ljust(w) if i == 0 else s.rjust(w)
                                  for i, (s, w) in enumerate(zip(line, widths))) for line in text]
     return "\n".join(out)
@@ -66,13 +67,14 @@ def format_matrix(cells: list[dict]) -> str:
 
 def render_matrix_page(cells: list[dict]) -> str:
     """A self-contained HTML page: the Dice and IoU matrices and the long table."""
-    parts = [f"<h2>{'Dice' if m == 'dice' else 'IoU'}</h2>{table(*wide(cells, m))}" for m in METRICS]
+    parts = [f"<h2>{_TITLES[m]}</h2>{table(*wide(cells, m))}" for m in METRICS]
     long = table(COLUMNS, [[c[k] for k in COLUMNS] for c in cells], "sortable")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<title>Cross-dataset matrix</title><style>{STYLE}</style></head><body>"
             f"<h1>Cross-dataset matrix</h1><p>{html.escape(INTRO)}</p>"
-            f"{''.join(parts)}<h2>All cells</h2>{long}</body></html>\n")
+            f"{''.join(parts)}<h2>All cells</h2>{long}"
+            f"<script>{SORT_SCRIPT}</script></body></html>\n")
 
 
 def write_matrix(out: Path, cells: list[dict], overwrite: bool = False) -> None:

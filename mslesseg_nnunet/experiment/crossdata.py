@@ -20,7 +20,8 @@ from pathlib import Path
 
 from mslesseg_nnunet.experiment.checks import Table
 from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
-                                               _dataset_name, _source, default_test_paths)
+                                               _dataset_name, _source, default_test_paths,
+                                               exists_before_run)
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
 _NOT_CROSS = {"labellings": "", "tuning": "", "ensemble": "", "test": " (use [[tests]])"}
@@ -138,12 +139,10 @@ def parse_tests(top: Table, sources: tuple[Source, ...], base: Path, raw: Path, 
         if folders["gt"] is None:
             t.fail("gt", "required (the matrix scores every test set against its reference)")
         for name, folder in folders.items():
-            # Default folders of synthetic and converted sources appear when the experiment runs.
-            exists_now = given[name] or src.kind in ("mslesseg", "msseg2", "nnunet")
-            if check_paths and exists_now and not folder.is_dir():
+            if check_paths and exists_before_run(src, given[name]) and not folder.is_dir():
                 t.fail(name, f"test folder {str(folder)!r} not found")
-        protocol = t.choice("protocol", PROTOCOLS,
-                            "msseg2" if src is not None and src.kind.endswith("msseg2") else "mslesseg")
+        msseg2 = src is not None and src.kind.endswith("msseg2")
+        protocol = t.choice("protocol", PROTOCOLS, "msseg2" if msseg2 else "mslesseg")
         tta = t.get("tta", bool, True)
         workers = t.integer("workers", 0, None, None)
         t.finish()

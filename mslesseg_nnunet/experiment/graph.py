@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.experiment.schema import PLANNERS, Experiment, Labelling, Model, Source, TestSet
+from mslesseg_nnunet.experiment.schema import (PLANNERS, Experiment, Labelling, Model, Source,
+                                               TestSet)
 
 
 @dataclass(frozen=True)
@@ -186,20 +187,22 @@ def _data_steps(exp: Experiment, paths: _Paths) -> list[Step]:
     for lab in exp.labellings:
         if lab.kind == "merge":
             steps.append(_merge_step(exp, paths, lab))
-    src = exp.source
-    for lab in exp.labellings:
-        if lab.kind in ("binary", "merge"):
-            continue
-        argv = ["mslesseg", "relabel", lab.kind, "--source", str(src.dataset_id),
-                "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
-        if lab.kind == "msl":
-            argv += ["--connectivity", str(lab.params["connectivity"]),
-                     "--thresholds", ",".join(map(str, lab.params["thresholds"]))]
-        else:
-            argv += ["--distance2", str(lab.params["distance2"])]
-        steps.append(Step(f"relabel.{lab.key}", "relabel", tuple(argv), _source_ready(src),
-                          outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",)))
+        elif lab.kind != "binary":
+            steps.append(_relabel_step(exp, paths, lab))
     return steps
+
+
+def _relabel_step(exp: Experiment, paths: _Paths, lab: Labelling) -> Step:
+    src = exp.source
+    argv = ["mslesseg", "relabel", lab.kind, "--source", str(src.dataset_id),
+            "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
+    if lab.kind == "msl":
+        argv += ["--connectivity", str(lab.params["connectivity"]),
+                 "--thresholds", ",".join(map(str, lab.params["thresholds"]))]
+    else:
+        argv += ["--distance2", str(lab.params["distance2"])]
+    return Step(f"relabel.{lab.key}", "relabel", tuple(argv), _source_ready(src),
+                outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",))
 
 
 def _sources_of(exp: Experiment, lab: Labelling) -> list[Source]:
@@ -312,7 +315,8 @@ def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
         for model in t.models:
             name, out = f"{lab.key}.{model.key}", paths.prediction(lab, model)
             steps.append(Step(f"predict.{name}", "predict",
-                              _predict_argv(exp, exp.test, out, [paths.model_dir(lab, model)], keep),
+                              _predict_argv(exp, exp.test, out, [paths.model_dir(lab, model)],
+                                            keep),
                               _train_ids(exp, lab, model), outputs=(out,), array="predict"))
             evaluated[name] = (f"predict.{name}", out)
     if ens is not None:
@@ -347,7 +351,7 @@ def _evaluate_step(test: TestSet, paths: _Paths, name: str, pred_step: str, pred
 
 
 def _matrix_steps(exp: Experiment, paths: _Paths) -> list[Step]:
-    """Cross-dataset: every training set's models predict and evaluate every test set; the matrix."""
+    """Cross-dataset: each training set's models predict and evaluate each test set; the matrix."""
     steps, cells = [], []
     models = exp.training.models
     for lab in exp.labellings:

@@ -476,6 +476,12 @@ def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | N
     return folder / "imagesTs", gt if gt.is_dir() or source.kind != "nnunet" else None
 
 
+def exists_before_run(source: Source | None, given: str | None) -> bool:
+    """Whether a test folder must exist when the file is read: given ones, and the defaults
+    of data that is not synthesised or converted by the experiment itself."""
+    return bool(given) or source is None or source.kind in ("mslesseg", "msseg2", "nnunet")
+
+
 def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
           check_paths: bool) -> TestSet:
     if training is None or source is None:
@@ -487,9 +493,9 @@ def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
     gt = base / given_gt if given_gt else (None if given_gt == "" else default_gt)
     if test_input is None:
         t.fail("input", f"required for a source of kind {source.kind!r}")
-    if check_paths and not source.kind.startswith("synthetic"):
-        for key, folder in (("input", test_input), ("gt", gt)):
-            if folder is not None and not folder.is_dir():
+    if check_paths:
+        for key, given, folder in (("input", given_input, test_input), ("gt", given_gt, gt)):
+            if folder is not None and exists_before_run(source, given) and not folder.is_dir():
                 t.fail(key, f"test folder {str(folder)!r} not found")
     protocol = t.choice("protocol", PROTOCOLS, "msseg2" if source.kind.endswith("msseg2") else "mslesseg")
     report = t.get("report", bool, gt is not None)
