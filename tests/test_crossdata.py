@@ -11,7 +11,10 @@ import pytest
 
 from eval_helpers import blobs, write_mask
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.evaluation.batch import columns, evaluate_folders
+from mslesseg_nnunet.evaluation.summary import write_csv
 from mslesseg_nnunet.experiment import build_graph, load_experiment
+from mslesseg_nnunet.experiment.preflight import check_dataset_ids
 
 # Two synthetic MSLesSeg-layout datasets (other seeds, spacings and channel orders), trained
 # alone (A) and merged (A+B), each model tested on both test sets: a 2 x 2 matrix.
@@ -134,6 +137,14 @@ def test_training_sets_default_to_every_source_alone_and_tests_take_folders(tmp_
     assert len(cells) == 2 * 2 * 3 and "B/nnUNetTrainerDiceFocalShort__nnUNetPlans" in cells
 
 
+def test_dataset_ids_of_sources_and_merges_taken_by_others_are_refused(tmp_path):
+    exp = load_experiment(_write(tmp_path))
+    check_dataset_ids(exp)
+    (tmp_path / "nnunet" / "nnUNet_raw" / "Dataset913_Other").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"\[\[training_sets\]\] 'A\+B' dataset_id: 913 is already"):
+        check_dataset_ids(exp)
+
+
 BAD = [
     # (edit of CROSS, key named in the message, words of the message)
     (lambda t: t.replace('sources = ["A", "B"]', 'sources = ["A", "C"]'),
@@ -212,7 +223,7 @@ def numpy_scores(pred_dir: Path, gt_dir: Path) -> tuple[float, float, int]:
 
 
 def test_matrix_command_matches_numpy_on_hand_made_masks(tmp_path, run_cli):
-    """Two rows x two columns of real `mslesseg evaluate` outputs, each column its own protocol;
+    """Two rows x two columns of `mslesseg evaluate` tables, each column its own protocol;
     a case with both masks empty has no Dice and stays out of the mean."""
     rng = np.random.default_rng(7)
     refs = {"P1": blobs((20, 20, 20), [(6, 6, 6), (14, 13, 12)], 3),
@@ -229,8 +240,9 @@ def test_matrix_command_matches_numpy_on_hand_made_masks(tmp_path, run_cli):
                 write_mask(tmp_path / "pred" / row / test / case / f"{case}_MASK.nii.gz", pred,
                            (2.0, 2.0, 2.0))
             csv_path = tmp_path / "eval" / f"{row}_{test}.csv"
-            run_cli("evaluate", tmp_path / "pred" / row / test, tmp_path / "gt" / test,
-                    "--protocol", protocol, "-o", csv_path)
+            scores = evaluate_folders(tmp_path / "pred" / row / test, tmp_path / "gt" / test,
+                                      protocol, progress=False)
+            write_csv(csv_path, scores, columns(protocol))
             args += ["--cell", row, test, csv_path]
     out = run_cli("matrix", *args, "-o", tmp_path / "matrix").stdout
     assert out.startswith("Dice:\n  trained on \\ tested on")
@@ -251,18 +263,20 @@ def test_matrix_command_matches_numpy_on_hand_made_masks(tmp_path, run_cli):
 
 @pytest.mark.slow
 def test_cross_experiment_runs_on_cpu_and_its_matrix_is_right(tmp_path, run_cli):
-    _write(tmp_path)
+    """The merged row only (A alone trains like any single-dataset experiment): within the
+    test-time budget, one planning, one training and two test predictions."""
+    _write(tmp_path, CROSS.replace('[[training_sets]]\nsources = ["A"]\n\n', "")
+           .replace('MSLESSEG_SHORT_ITERS = "3"', 'MSLESSEG_SHORT_ITERS = "10"'))
     out = run_cli("run", "cross.toml", timeout=900).stdout
-    assert "cross: all 20 steps finished" in out
-    assert re.search(r"^Dice:\n  trained on \\ tested on +A +B\n  A +[0-9.]+ +[0-9.]+\n"
-                     r"  A\+B +[0-9.]+ +[0-9.]+$", out, re.M), out
+    assert "cross: all 13 steps finished" in out
+    assert re.search(r"^Dice:\n  trained on \\ tested on +A +B\n  A\+B +[0-9.]+ +[0-9.]+\n"
+                     r"IoU:\n", out, re.M), out
     work = tmp_path / "work"
     merged = tmp_path / "nnunet/nnUNet_raw/Dataset913_SynthA_SynthB"
     assert len(list((merged / "labelsTr").iterdir())) == 4
     with open(work / "matrix" / "matrix.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["training_set"], r["test_set"]) for r in rows] == [
-        ("A", "A"), ("A", "B"), ("A+B", "A"), ("A+B", "B")]
+    assert [(r["training_set"], r["test_set"]) for r in rows] == [("A+B", "A"), ("A+B", "B")]
     for row in rows:
         pred = work / "predictions" / f"{row['training_set']}.{MODEL}" / row["test_set"]
         dice, iou, n = numpy_scores(pred, work / "synthetic" / row["test_set"] / "test")
@@ -270,6 +284,6 @@ def test_cross_experiment_runs_on_cpu_and_its_matrix_is_right(tmp_path, run_cli)
         assert float(row["dice"]) == pytest.approx(dice, abs=1e-12)
         assert float(row["iou"]) == pytest.approx(iou, abs=1e-12)
     page = (work / "matrix" / "index.html").read_text()
-    assert "<h2>IoU</h2>" in page and f"{float(rows[3]['iou']):.4f}" in page
+    assert "<h2>IoU</h2>" in page and f"{float(rows[1]['iou']):.4f}" in page
     status = run_cli("status", "cross.toml").stdout
-    assert "IoU:" in status and "cross: 20 done" in status
+    assert "IoU:" in status and "cross: 13 done" in status

@@ -36,11 +36,10 @@ def run(args) -> int:
         print(format_graph(exp, graph, {s.id for s in todo}))
         return 0
     from mslesseg_nnunet.experiment.local import run_local
+    from mslesseg_nnunet.experiment.progress import matrix_text
 
     check_dataset_ids(exp)
     code = run_local(exp, graph)
-    from mslesseg_nnunet.experiment.progress import matrix_text
-
     matrix = matrix_text(exp)
     if matrix:
         print(matrix)
