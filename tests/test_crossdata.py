@@ -201,10 +201,20 @@ def test_dry_run_names_the_key_and_recipe_validates(tmp_path, run_cli):
     assert proc.stderr.strip() == ("mslesseg run: error: cross.toml: [[training_sets]][1] "
                                    "sources[1]: unknown source 'C' (known: A, B)")
     recipe = run_cli("recipe", "crossdataset").stdout
-    assert "[[training_sets]]" in recipe and "[[tests]]" in recipe
     exp = load_experiment(_write(tmp_path, recipe), check_paths=False)
-    assert [lab.key for lab in exp.labellings] == ["MSLesSeg", "Other", "MSLesSeg+Other"]
-    assert [t.key for t in exp.tests] == ["MSLesSeg", "Other"]
+    assert [lab.key for lab in exp.labellings] == ["MSSEG2016", "ISBI2015", "3DMRMS",
+                                                   "MSSEG2016+ISBI2015+3DMRMS"]
+    assert [t.key for t in exp.tests] == ["MSSEG2016-test", "MSSEG2016-train", "3DMRMS", "ISBI2015"]
+    # Converter kinds take their own options; a test set may be a source's training part.
+    graph = build_graph(exp)
+    assert graph["convert.ISBI2015"].argv[2:4] == ("isbi2015", str(tmp_path / "ISBI2015"))
+    assert graph["convert.ISBI2015"].argv[-4:] == ("--modalities", "FLAIR", "--label", "union")
+    raw = Path(exp.nnunet_dirs()["nnUNet_raw"])
+    step = graph["predict.ISBI2015.nnUNetTrainer__nnUNetPlans.3DMRMS"]
+    assert step.argv[3] == str(raw / "Dataset123_MRMS3D" / "imagesTr")
+    assert step.deps[-1] == "convert.3DMRMS"
+    evaluate = graph["evaluate.ISBI2015.nnUNetTrainer__nnUNetPlans.MSSEG2016-test"].argv
+    assert evaluate[3] == str(raw / "Dataset121_MSSEG2016" / "labelsTs")
 
 
 def numpy_scores(pred_dir: Path, gt_dir: Path) -> tuple[float, float, int]:

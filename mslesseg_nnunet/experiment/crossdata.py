@@ -6,8 +6,9 @@
   source trains on its dataset, several on a merged dataset (``dataset_id``,
   optional ``name`` and ``channels``). Default: every source alone.
 - ``[[tests]]``: the matrix columns, each with its own reference and protocol:
-  ``source`` (a source key: its test data and protocol by default) and/or
-  ``input`` and ``gt``; ``key``, ``protocol``, ``tta``, ``workers``.
+  ``source`` (a source key: its test data, or with ``part = "train"`` its
+  training data, and its protocol by default) and/or ``input`` and ``gt``;
+  ``key``, ``protocol``, ``tta``, ``workers``.
 
 A file has either ``[source]`` or ``[[sources]]``; the cross-dataset form
 has no ``[[labellings]]``, ``[tuning]``, ``[ensemble]`` or ``[test]``.
@@ -107,6 +108,19 @@ def parse_training_sets(top: Table, sources: tuple[Source, ...]) -> tuple[Labell
     return tuple(result)
 
 
+def _source_paths(src: Source, raw: Path, part: str) -> tuple[Path, Path | None]:
+    """A source's test (or training) images and references."""
+    if part == "test":
+        images, refs = default_test_paths(src, raw)
+        return images, images.parent / "labelsTs" if src.kind == "nnunet" else refs
+    if src.kind.endswith("mslesseg"):
+        return src.path / "train", src.path / "train"
+    if src.kind.endswith("msseg2"):
+        return src.path / "training", src.path / "training"
+    folder = raw / f"Dataset{src.dataset_id:03d}_{src.name}"
+    return folder / "imagesTr", folder / "labelsTr"
+
+
 def parse_tests(top: Table, sources: tuple[Source, ...], base: Path, raw: Path, training,
                 check_paths: bool) -> tuple[TestSet, ...]:
     """The ``[[tests]]`` (empty when the file has none)."""
@@ -128,9 +142,8 @@ def parse_tests(top: Table, sources: tuple[Source, ...], base: Path, raw: Path, 
         key = _key(t, "key", src_key)
         if any(test.key == key for test in tests):
             t.fail("key", f"{key!r} is already used by another test set")
-        default_input, default_gt = default_test_paths(src, raw) if src else (None, None)
-        if src is not None and src.kind == "nnunet":  # the matrix needs its labelsTs
-            default_gt = default_input.parent / "labelsTs"
+        part = t.choice("part", ("test", "train"), "test")
+        default_input, default_gt = _source_paths(src, raw, part) if src else (None, None)
         given = {name: t.get(name, str, None) for name in ("input", "gt")}
         folders = {"input": base / given["input"] if given["input"] else default_input,
                    "gt": base / given["gt"] if given["gt"] else default_gt}

@@ -95,7 +95,8 @@ protocol = "mslesseg"
 MSSEG2 = """\
 # MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:
 # two input channels (time01 and time02 FLAIR), Dice + CE and Dice + Focal, 5 folds, then a
-# threshold (around 0.2) and minimum lesion size tuned for lesion-wise F1 (Anima rules).
+# threshold (around 0.2) and minimum lesion size tuned on the challenge's criteria (Anima
+# rules: lesion F1 and Dice with new lesions, nFP and VFP without; mean rank).
 # Run:  mslesseg run msseg2.toml --executor slurm
 
 [experiment]
@@ -116,7 +117,7 @@ device = "cuda"
 trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]
 
 [tuning]
-protocol = "msseg2"                # maximise lesion F1
+protocol = "msseg2"                # the challenge's criteria, mean rank (objective = "f1": F1 only)
 [tuning.grid]
 thresholds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
 min_sizes = [0, 4, 8, 16]
@@ -197,11 +198,11 @@ workers = 0                        # nnU-Net pre/postprocessing in the predictin
 """
 
 CROSSDATASET = """\
-# Cross-dataset generalisation in the manner of Table 2 of "generalizable MS lesion segmentation"
-# (UNet++ on every public dataset): train on each dataset alone and on merged datasets, test
-# every model on every test set, each with its own reference and protocol. The result is a
-# matrix of mean Dice and IoU (rows: training set, columns: test set) in
-# WORKDIR/matrix/matrix.csv and WORKDIR/matrix/index.html; `mslesseg run` prints it.
+# Cross-dataset generalisation as in seed 002 (Tables 2 and 4: UNet++ on FLAIR, trained on
+# each public dataset alone and on merged ones, tested on the others). Every model is tested
+# on every test set, each with its own reference and protocol; the result is a matrix of mean
+# Dice and IoU (rows: training set, columns: test set) in WORKDIR/matrix/matrix.csv and
+# WORKDIR/matrix/index.html, printed by `mslesseg run` and `mslesseg status`.
 # Run:  mslesseg run crossdataset.toml --executor slurm
 
 [experiment]
@@ -209,45 +210,74 @@ name = "crossdataset"
 workdir = "crossdataset_work"
 
 [[sources]]                        # each source becomes its own nnU-Net dataset
-key = "MSLesSeg"                   # its name in the matrix
-kind = "mslesseg"
-path = "MSLesSeg Dataset"
-dataset_id = 101
-modalities = ["FLAIR"]             # the paper trains on FLAIR only: every dataset has one
+key = "MSSEG2016"                  # its name in the matrix
+kind = "msseg2016"                 # `mslesseg convert msseg2016 PATH ...` (public 2021 release)
+path = "MSSEG-2016"
+dataset_id = 121
+name = "MSSEG2016"
+convert_args = ["--modalities", "FLAIR"]   # the paper trains on FLAIR only; Training/ -> imagesTr,
+                                           # Testing/ -> imagesTs + labelsTs
 
 [[sources]]
-key = "Other"
-kind = "nnunet"                    # a binary nnU-Net dataset already in nnUNet_raw, e.g. another
-dataset_id = 120                   # public dataset written by `mslesseg convert`; its
-name = "OtherMS"                   # imagesTs/labelsTs are its test set. Channels match by name.
+key = "ISBI2015"
+kind = "isbi2015"
+path = "ISBI2015"
+dataset_id = 122
+name = "ISBI2015"
+convert_args = ["--modalities", "FLAIR", "--label", "union"]   # seed 002 trains on the raters' union
+
+[[sources]]
+key = "3DMRMS"
+kind = "3dmrms"
+path = "3D-MR-MS"
+dataset_id = 123
+name = "MRMS3D"
+convert_args = ["--modalities", "FLAIR"]
+
+# [[sources]]                      # any other binary nnU-Net dataset already in nnUNet_raw
+# key = "Mine"
+# kind = "nnunet"
+# dataset_id = 140
 
 [[training_sets]]                  # matrix rows (default: every source alone)
-sources = ["MSLesSeg"]
+sources = ["MSSEG2016"]
 [[training_sets]]
-sources = ["Other"]
+sources = ["ISBI2015"]
 [[training_sets]]
-key = "MSLesSeg+Other"             # the default key of a merge: source keys joined by "+"
-sources = ["MSLesSeg", "Other"]    # several sources: trained on one merged dataset
-dataset_id = 130                   # (`mslesseg merge`: images linked, case ids prefixed)
-name = "MSLesSeg_Other"
+sources = ["3DMRMS"]
+[[training_sets]]                  # several sources: one merged dataset (`mslesseg merge`: images
+key = "MSSEG2016+ISBI2015+3DMRMS"  # linked, case ids prefixed, channels matched by name);
+sources = ["MSSEG2016", "ISBI2015", "3DMRMS"]   # the default key joins the source keys by "+"
+dataset_id = 130
+name = "MSSEG2016_ISBI2015_MRMS3D"
 channels = ["FLAIR"]               # channels every source has (default: the first source's)
 
 [training]
-configuration = "3d_fullres"
+configuration = "3d_fullres"       # seed 002 used 2D slices: "2d" (or a UNet++ trainer) for that
 folds = [0, 1, 2, 3, 4]
 device = "cuda"
-trainers = ["nnUNetTrainer"]       # several trainers: one matrix row per training set and trainer
+trainers = ["nnUNetTrainer"]       # several trainers: one row per training set and trainer
 
 [[tests]]                          # matrix columns
-source = "MSLesSeg"                # the source's test/ folder, its masks, the mslesseg protocol
+key = "MSSEG2016-test"
+source = "MSSEG2016"               # its imagesTs/labelsTs (Testing/), mslesseg protocol (Dice)
 [[tests]]
-key = "Other"
-source = "Other"
-protocol = "mslesseg"              # Dice per case; "msseg2" scores with animaSegPerfAnalyzer's rules
-# [[tests]]                        # any other test folder with its own reference:
+key = "MSSEG2016-train"
+source = "MSSEG2016"
+part = "train"                     # its training cases (imagesTr/labelsTr): only for models that
+[[tests]]                          # did not train on them
+key = "3DMRMS"
+source = "3DMRMS"
+part = "train"
+[[tests]]
+key = "ISBI2015"
+source = "ISBI2015"
+part = "train"                     # the ISBI test scans have no public masks
+# [[tests]]                        # any other folder with its own reference and protocol:
 # key = "Clinic"
 # input = "clinic/images"          # MSLesSeg, MSSEG-2 or nnU-Net input layout
 # gt = "clinic/masks"
+# protocol = "msseg2"              # animaSegPerfAnalyzer's rules (default "mslesseg")
 
 """ + GPU_CLUSTER_RESOURCES
 
