@@ -210,9 +210,14 @@ def test_dry_run_names_the_key_and_recipe_validates(tmp_path, run_cli):
     assert graph["convert.ISBI2015"].argv[2:4] == ("isbi2015", str(tmp_path / "ISBI2015"))
     assert graph["convert.ISBI2015"].argv[-4:] == ("--modalities", "FLAIR", "--label", "union")
     raw = Path(exp.nnunet_dirs()["nnUNet_raw"])
+    # A converted dataset's imagesTr is predicted through a link, so that masks keep the case ids
+    # of its labelsTr (from imagesTr itself, `predict` writes them in the source naming).
+    link = exp.workdir / "inputs.3DMRMS"
+    assert graph["inputs.3DMRMS"].argv == ("ln", "-sfn", str(raw / "Dataset123_MRMS3D/imagesTr"),
+                                           str(link))
+    assert graph["inputs.3DMRMS"].deps == ("convert.3DMRMS",)
     step = graph["predict.ISBI2015.nnUNetTrainer__nnUNetPlans.3DMRMS"]
-    assert step.argv[3] == str(raw / "Dataset123_MRMS3D" / "imagesTr")
-    assert step.deps[-1] == "convert.3DMRMS"
+    assert step.argv[3] == str(link) and step.deps[-1] == "inputs.3DMRMS"
     evaluate = graph["evaluate.ISBI2015.nnUNetTrainer__nnUNetPlans.MSSEG2016-test"].argv
     assert evaluate[3] == str(raw / "Dataset121_MSSEG2016" / "labelsTs")
 

@@ -6,7 +6,7 @@ step can be rerun by hand from its ``command.sh``. Step ids read as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
@@ -368,14 +368,24 @@ def _evaluate_step(test: TestSet, paths: _Paths, name: str, pred_step: str, pred
 
 def _matrix_steps(exp: Experiment, paths: _Paths) -> list[Step]:
     """Cross-dataset: each training set's models predict and evaluate each test set; the matrix."""
-    steps, cells = [], []
+    steps, cells, inputs = [], [], {}
+    for test in exp.tests:
+        data = [d for s in exp.sources if s.key == test.source for d in _source_ready(s)]
+        inputs[test.key] = (test, data)
+        if test.input.name in ("imagesTr", "imagesTs"):
+            # Predicting a converted dataset's own folder writes masks back in the source's naming
+            # (its case_map.json); the matrix scores them against its labels by case id instead.
+            link = paths.work / f"inputs.{test.key}"
+            steps.append(Step(f"inputs.{test.key}", "convert",
+                              ("ln", "-sfn", str(test.input), str(link)), tuple(data),
+                              outputs=(link,)))
+            inputs[test.key] = (replace(test, input=link), [f"inputs.{test.key}"])
     models = exp.training.models
     for lab in exp.labellings:
         for model in models:
             row = lab.key if len(models) == 1 else f"{lab.key}/{model.key}"
-            for test in exp.tests:
+            for test, data in inputs.values():
                 name, out = f"{lab.key}.{model.key}.{test.key}", paths.prediction(lab, model, test)
-                data = [d for s in exp.sources if s.key == test.source for d in _source_ready(s)]
                 steps.append(Step(f"predict.{name}", "predict",
                                   _predict_argv(exp, test, out, [paths.model_dir(lab, model)]),
                                   (*_train_ids(exp, lab, model), *data), outputs=(out,),
