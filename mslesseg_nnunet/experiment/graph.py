@@ -325,13 +325,16 @@ def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
         return steps
     evaluated = {}
     keep = ("--save-probabilities",) if ens is not None else ()  # the ensemble fuses them
+    test, link = _linked_input(paths, exp.test, _source_ready(exp.source))
+    data = (link.id,) if link else ()
+    steps += [link] if link else []
     for lab in exp.labellings:
         for model in t.models:
             name, out = f"{lab.key}.{model.key}", paths.prediction(lab, model)
             steps.append(Step(f"predict.{name}", "predict",
-                              _predict_argv(exp, exp.test, out, [paths.model_dir(lab, model)],
-                                            keep),
-                              _train_ids(exp, lab, model), outputs=(out,), array="predict"))
+                              _predict_argv(exp, test, out, [paths.model_dir(lab, model)], keep),
+                              (*_train_ids(exp, lab, model), *data), outputs=(out,),
+                              array="predict"))
             evaluated[name] = (f"predict.{name}", out)
     if ens is not None:
         steps.append(_ensemble_step(exp, paths))
@@ -366,25 +369,37 @@ def _evaluate_step(test: TestSet, paths: _Paths, name: str, pred_step: str, pred
                 clean=(out,), array=None if name == "ensemble" else "evaluate")
 
 
+def _linked_input(paths: _Paths, test: TestSet, deps) -> tuple[TestSet, Step | None]:
+    """``test`` as predicted, and the step (after ``deps``) that links its input, if needed.
+
+    Predicting a converted dataset's own ``imagesTr``/``imagesTs`` writes masks back in the
+    source's naming (its ``case_map.json``), while the references are its ``labelsTr``/
+    ``labelsTs`` under nnU-Net case ids: such a folder is predicted through a link.
+    """
+    if test.input.name not in ("imagesTr", "imagesTs"):
+        return test, None
+    step_id = f"inputs.{test.key}" if test.key else "inputs"
+    link = paths.work / step_id
+    step = Step(step_id, "convert", ("ln", "-sfn", str(test.input), str(link)), tuple(deps),
+                outputs=(link,))
+    return replace(test, input=link), step
+
+
 def _matrix_steps(exp: Experiment, paths: _Paths) -> list[Step]:
     """Cross-dataset: each training set's models predict and evaluate each test set; the matrix."""
-    steps, cells, inputs = [], [], {}
+    steps, cells, inputs = [], [], []
     for test in exp.tests:
         data = [d for s in exp.sources if s.key == test.source for d in _source_ready(s)]
-        inputs[test.key] = (test, data)
-        if test.input.name in ("imagesTr", "imagesTs"):
-            # Predicting a converted dataset's own folder writes masks back in the source's naming
-            # (its case_map.json); the matrix scores them against its labels by case id instead.
-            link = paths.work / f"inputs.{test.key}"
-            steps.append(Step(f"inputs.{test.key}", "convert",
-                              ("ln", "-sfn", str(test.input), str(link)), tuple(data),
-                              outputs=(link,)))
-            inputs[test.key] = (replace(test, input=link), [f"inputs.{test.key}"])
+        test, link = _linked_input(paths, test, data)
+        if link:
+            steps.append(link)
+            data = [link.id]
+        inputs.append((test, data))
     models = exp.training.models
     for lab in exp.labellings:
         for model in models:
             row = lab.key if len(models) == 1 else f"{lab.key}/{model.key}"
-            for test, data in inputs.values():
+            for test, data in inputs:
                 name, out = f"{lab.key}.{model.key}.{test.key}", paths.prediction(lab, model, test)
                 steps.append(Step(f"predict.{name}", "predict",
                                   _predict_argv(exp, test, out, [paths.model_dir(lab, model)]),
