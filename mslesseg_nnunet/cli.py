@@ -31,6 +31,8 @@ COMMAND_MODULES = [
     "demo",
     "report",
     "consensus",
+    "merge",
+    "matrix",
     "preprocess",
     "to_native",
     "segment",

@@ -3,6 +3,7 @@ scans in, native mask / probability / lesion table / QC page and cohort CSV out,
 from __future__ import annotations
 
 import csv
+import json
 
 import nibabel as nib
 import numpy as np
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow
 def test_segment_bids_cohort_native_outputs_and_resume(tmp_path):
     tiny = plan_tiny_datasets(tmp_path / "nnunet")
     model = make_models(tiny, labellings=("binary",))["binary"]
+    coarse_single_window(model)
     affine = oblique_affine(spacing=HALF["spacing"], shape=HALF["shape"])
     anat = tmp_path / "bids" / "sub-01" / "anat"
     write_native(P39 / "P39_T1_FLAIR.nii.gz", anat / "sub-01_FLAIR.nii.gz", affine, HALF["shape"], 3.7)
@@ -52,3 +54,14 @@ def test_segment_bids_cohort_native_outputs_and_resume(tmp_path):
     result = run_tool("mslesseg", *map(str, args), env=tiny.env)
     assert (subject / "lesion_mask.nii.gz").stat().st_mtime_ns == before  # resumed, not redone
     assert result.returncode == 0
+
+
+def coarse_single_window(model) -> None:
+    """Predict at 3 mm with a patch covering the whole MSLesSeg grid (61x73x61 voxels there):
+    one window instead of ~700 with the tiny plans' patch; the convolutional weights are
+    independent of both."""
+    plans = json.loads((model / "plans.json").read_text())
+    config = plans["configurations"]["3d_fullres"]
+    config["spacing"] = [3.0, 3.0, 3.0]
+    config["patch_size"] = [64, 80, 64]
+    (model / "plans.json").write_text(json.dumps(plans, indent=2))

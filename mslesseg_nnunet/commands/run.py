@@ -36,9 +36,14 @@ def run(args) -> int:
         print(format_graph(exp, graph, {s.id for s in todo}))
         return 0
     from mslesseg_nnunet.experiment.local import run_local
+    from mslesseg_nnunet.experiment.progress import matrix_text
 
     check_dataset_ids(exp)
-    return run_local(exp, graph)
+    code = run_local(exp, graph)
+    matrix = matrix_text(exp)
+    if matrix:
+        print(matrix)
+    return code
 
 
 def _run_slurm(exp, graph, args) -> int:

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from mslesseg_nnunet.experiment import build_graph, load_experiment
-    from mslesseg_nnunet.experiment.progress import format_status, mean_dice_table
+    from mslesseg_nnunet.experiment.progress import format_status, matrix_text, mean_dice_table
     from mslesseg_nnunet.experiment.slurm import step_states
     from mslesseg_nnunet.experiment.state import StateFile
 
@@ -30,4 +30,7 @@ def run(args) -> int:
     print(format_status(exp, states))
     for name, dice in mean_dice_table(exp).items():
         print(f"mean Dice {name}: {dice:.3f}")
+    matrix = matrix_text(exp)
+    if matrix:
+        print(matrix)
     return 0

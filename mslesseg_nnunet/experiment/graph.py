@@ -6,11 +6,12 @@ step can be rerun by hand from its ``command.sh``. Step ids read as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.experiment.schema import PLANNERS, Experiment, Labelling, Model
+from mslesseg_nnunet.experiment.schema import (PLANNERS, Experiment, Labelling, Model, Source,
+                                               TestSet)
 
 
 @dataclass(frozen=True)
@@ -124,26 +125,38 @@ class _Paths:
         return (self.results / self.labelling_dataset(lab)
                 / f"{model.trainer}__{self.train_plans(model)}__{t.configuration}")
 
-    def prediction(self, lab: Labelling, model: Model) -> Path:
-        return self.work / "predictions" / f"{lab.key}.{model.key}"
+    def prediction(self, lab: Labelling, model: Model, test: TestSet | None = None) -> Path:
+        folder = self.work / "predictions" / f"{lab.key}.{model.key}"
+        return folder / test.key if test is not None and test.key else folder
 
 
 def build_graph(exp: Experiment) -> Graph:
     """All steps of ``exp``, from data preparation to the report."""
     paths = _Paths(exp)
     steps: list[Step] = []
-    if exp.source is not None:
+    if exp.source is not None or exp.sources:
         steps += _data_steps(exp, paths)
     if exp.training is not None:
         for lab in exp.labellings:
             steps += _training_steps(exp, paths, lab)
-        steps += _test_steps(exp, paths)
+        steps += _matrix_steps(exp, paths) if exp.sources else _test_steps(exp, paths)
     steps += _custom_steps(exp)
     return Graph(steps)
 
 
-def _data_steps(exp: Experiment, paths: _Paths) -> list[Step]:
-    src, steps, deps = exp.source, [], ()
+def _source_step_id(kind: str, src: Source) -> str:
+    """``synth``/``convert`` for ``[source]``, ``synth.KEY``/``convert.KEY`` for ``[[sources]]``."""
+    return f"{kind}.{src.key}" if src.key else kind
+
+
+def _source_ready(src: Source) -> tuple[str, ...]:
+    """The step after which ``src``'s raw dataset exists (none for an existing dataset)."""
+    return (_source_step_id("convert", src),) if src.kind != "nnunet" else ()
+
+
+def _source_steps(paths: _Paths, src: Source) -> list[Step]:
+    """Synthesise (synthetic kinds) and convert one source."""
+    steps, deps = [], ()
     kind = src.kind.removeprefix("synthetic-")
     opts = src.options
     if src.kind.startswith("synthetic"):
@@ -152,39 +165,69 @@ def _data_steps(exp: Experiment, paths: _Paths) -> list[Step]:
                 "--seed", str(opts["seed"]), "--overwrite"]
         if "timepoints" in opts:
             argv += ["--timepoints", str(opts["timepoints"])]
-        steps.append(Step("synth", "synth", tuple(argv), outputs=(src.path,)))
-        deps = ("synth",)
+        synth_id = _source_step_id("synth", src)
+        steps.append(Step(synth_id, "synth", tuple(argv), outputs=(src.path,)))
+        deps = (synth_id,)
     if src.kind != "nnunet":
         argv = ["mslesseg", "convert", kind, str(src.path), "--dataset-id", str(src.dataset_id),
                 "--name", src.name, "--workers", str(opts["workers"]), "--overwrite"]
         if kind == "mslesseg":
             argv += ["--modalities", ",".join(opts["modalities"]), "--folds", opts["folds"]]
-        else:
+        elif kind == "msseg2":
             argv += ["--label", opts["label"]]
+        argv += opts.get("convert_args", [])
         folder = paths.dataset(src.dataset_id, src.name)
-        steps.append(Step("convert", "convert", tuple(argv), deps,
+        steps.append(Step(_source_step_id("convert", src), "convert", tuple(argv), deps,
                           outputs=(paths.raw / folder / "dataset.json",)))
-        deps = ("convert",)
-    for lab in exp.labellings:
-        if lab.kind == "binary":
-            continue
-        argv = ["mslesseg", "relabel", lab.kind, "--source", str(src.dataset_id),
-                "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
-        if lab.kind == "msl":
-            argv += ["--connectivity", str(lab.params["connectivity"]),
-                     "--thresholds", ",".join(map(str, lab.params["thresholds"]))]
-        else:
-            argv += ["--distance2", str(lab.params["distance2"])]
-        steps.append(Step(f"relabel.{lab.key}", "relabel", tuple(argv), deps,
-                          outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",)))
     return steps
+
+
+def _data_steps(exp: Experiment, paths: _Paths) -> list[Step]:
+    steps = [step for src in exp.sources or (exp.source,) for step in _source_steps(paths, src)]
+    for lab in exp.labellings:
+        if lab.kind == "merge":
+            steps.append(_merge_step(exp, paths, lab))
+        elif lab.kind != "binary":
+            steps.append(_relabel_step(exp, paths, lab))
+    return steps
+
+
+def _relabel_step(exp: Experiment, paths: _Paths, lab: Labelling) -> Step:
+    src = exp.source
+    argv = ["mslesseg", "relabel", lab.kind, "--source", str(src.dataset_id),
+            "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
+    if lab.kind == "msl":
+        argv += ["--connectivity", str(lab.params["connectivity"]),
+                 "--thresholds", ",".join(map(str, lab.params["thresholds"]))]
+    else:
+        argv += ["--distance2", str(lab.params["distance2"])]
+    return Step(f"relabel.{lab.key}", "relabel", tuple(argv), _source_ready(src),
+                outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",))
+
+
+def _sources_of(exp: Experiment, lab: Labelling) -> list[Source]:
+    """The ``[[sources]]`` a cross-dataset training set is made of."""
+    return [s for key in lab.params["sources"] for s in exp.sources if s.key == key]
+
+
+def _merge_step(exp: Experiment, paths: _Paths, lab: Labelling) -> Step:
+    sources = _sources_of(exp, lab)
+    argv = ["mslesseg", "merge", "--sources", *(str(s.dataset_id) for s in sources),
+            "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
+    if lab.params["channels"]:
+        argv += ["--channels", ",".join(lab.params["channels"])]
+    return Step(f"merge.{lab.key}", "merge", tuple(argv),
+                tuple(d for s in sources for d in _source_ready(s)),
+                outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",))
 
 
 def labelling_ready_step(exp: Experiment, lab: Labelling) -> tuple[str, ...]:
     """The step after which ``lab``'s raw dataset exists (none for an existing dataset)."""
+    if lab.kind == "merge":
+        return (f"merge.{lab.key}",)
     if lab.kind != "binary":
         return (f"relabel.{lab.key}",)
-    return ("convert",) if exp.source.kind != "nnunet" else ()
+    return _source_ready(_sources_of(exp, lab)[0] if exp.sources else exp.source)
 
 
 def _training_steps(exp: Experiment, paths: _Paths, lab: Labelling) -> list[Step]:
@@ -260,15 +303,16 @@ def _tune_choices(exp: Experiment) -> list[str]:
     return argv
 
 
-def _predict_argv(exp: Experiment, out: Path, model_dirs, extra=()) -> tuple[str, ...]:
+def _predict_argv(exp: Experiment, test: TestSet, out: Path, model_dirs,
+                  extra=()) -> tuple[str, ...]:
     t = exp.training
-    argv = ["mslesseg", "predict", "-i", str(exp.test.input), "-o", str(out), "--models",
+    argv = ["mslesseg", "predict", "-i", str(test.input), "-o", str(out), "--models",
             *map(str, model_dirs), "--folds", *map(str, t.folds), "--device", t.device,
             "--overwrite", *extra]
-    if not exp.test.tta:
+    if not test.tta:
         argv.append("--disable-tta")
-    if exp.test.workers is not None:
-        argv += ["--workers", str(exp.test.workers)]
+    if test.workers is not None:
+        argv += ["--workers", str(test.workers)]
     return tuple(argv)
 
 
@@ -281,18 +325,22 @@ def _test_steps(exp: Experiment, paths: _Paths) -> list[Step]:
         return steps
     evaluated = {}
     keep = ("--save-probabilities",) if ens is not None else ()  # the ensemble fuses them
+    test, link = _linked_input(paths, exp.test, _source_ready(exp.source))
+    data = (link.id,) if link else ()
+    steps += [link] if link else []
     for lab in exp.labellings:
         for model in t.models:
             name, out = f"{lab.key}.{model.key}", paths.prediction(lab, model)
             steps.append(Step(f"predict.{name}", "predict",
-                              _predict_argv(exp, out, [paths.model_dir(lab, model)], keep),
-                              _train_ids(exp, lab, model), outputs=(out,), array="predict"))
+                              _predict_argv(exp, test, out, [paths.model_dir(lab, model)], keep),
+                              (*_train_ids(exp, lab, model), *data), outputs=(out,),
+                              array="predict"))
             evaluated[name] = (f"predict.{name}", out)
     if ens is not None:
         steps.append(_ensemble_step(exp, paths))
         evaluated["ensemble"] = ("ensemble", paths.work / "ensemble")
     if exp.test.gt is not None:
-        steps += [_evaluate_step(exp, paths, name, *pred) for name, pred in evaluated.items()]
+        steps += [_evaluate_step(exp.test, paths, name, *pred) for name, pred in evaluated.items()]
     if exp.test.report:
         steps.append(_report_step(exp, paths, *evaluated.get("ensemble", next(iter(evaluated.values())))))
     return steps
@@ -313,12 +361,59 @@ def _ensemble_step(exp: Experiment, paths: _Paths) -> Step:
     return Step("ensemble", "ensemble", tuple(argv), tuple(deps), outputs=(out,))
 
 
-def _evaluate_step(exp: Experiment, paths: _Paths, name: str, pred_step: str, pred: Path) -> Step:
+def _evaluate_step(test: TestSet, paths: _Paths, name: str, pred_step: str, pred: Path) -> Step:
     out = paths.work / "evaluation" / name
-    argv = ("mslesseg", "evaluate", str(pred), str(exp.test.gt), "--protocol", exp.test.protocol,
+    argv = ("mslesseg", "evaluate", str(pred), str(test.gt), "--protocol", test.protocol,
             "--output", str(out / "metrics.csv"), "--summary", str(out / "summary.json"))
     return Step(f"evaluate.{name}", "evaluate", argv, (pred_step,), outputs=(out / "summary.json",),
                 clean=(out,), array=None if name == "ensemble" else "evaluate")
+
+
+def _linked_input(paths: _Paths, test: TestSet, deps) -> tuple[TestSet, Step | None]:
+    """``test`` as predicted, and the step (after ``deps``) that links its input, if needed.
+
+    Predicting a converted dataset's own ``imagesTr``/``imagesTs`` writes masks back in the
+    source's naming (its ``case_map.json``), while the references are its ``labelsTr``/
+    ``labelsTs`` under nnU-Net case ids: such a folder is predicted through a link.
+    """
+    if test.input.name not in ("imagesTr", "imagesTs"):
+        return test, None
+    step_id = f"inputs.{test.key}" if test.key else "inputs"
+    link = paths.work / step_id
+    step = Step(step_id, "convert", ("ln", "-sfn", str(test.input), str(link)), tuple(deps),
+                outputs=(link,))
+    return replace(test, input=link), step
+
+
+def _matrix_steps(exp: Experiment, paths: _Paths) -> list[Step]:
+    """Cross-dataset: each training set's models predict and evaluate each test set; the matrix."""
+    steps, cells, inputs = [], [], []
+    for test in exp.tests:
+        data = [d for s in exp.sources if s.key == test.source for d in _source_ready(s)]
+        test, link = _linked_input(paths, test, data)
+        if link:
+            steps.append(link)
+            data = [link.id]
+        inputs.append((test, data))
+    models = exp.training.models
+    for lab in exp.labellings:
+        for model in models:
+            row = lab.key if len(models) == 1 else f"{lab.key}/{model.key}"
+            for test, data in inputs:
+                name, out = f"{lab.key}.{model.key}.{test.key}", paths.prediction(lab, model, test)
+                steps.append(Step(f"predict.{name}", "predict",
+                                  _predict_argv(exp, test, out, [paths.model_dir(lab, model)]),
+                                  (*_train_ids(exp, lab, model), *data), outputs=(out,),
+                                  array="predict"))
+                steps.append(_evaluate_step(test, paths, name, f"predict.{name}", out))
+                cells.append((row, test.key, steps[-1]))
+    out = paths.work / "matrix"
+    argv = ["mslesseg", "matrix", "-o", str(out)]
+    for row, col, evaluate in cells:
+        argv += ["--cell", row, col, str(evaluate.outputs[0].with_name("metrics.csv"))]
+    steps.append(Step("matrix", "matrix", tuple(argv), tuple(e.id for _, _, e in cells),
+                      outputs=(out / "matrix.csv", out / "index.html"), clean=(out,)))
+    return steps
 
 
 def _report_step(exp: Experiment, paths: _Paths, pred_step: str, pred: Path) -> Step:

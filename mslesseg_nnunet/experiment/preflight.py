@@ -10,16 +10,23 @@ from mslesseg_nnunet.experiment.schema import Experiment
 def check_dataset_ids(exp: Experiment) -> None:
     """Refuse dataset ids that nnUNet_raw already uses under another name.
 
-    The experiment owns the datasets it writes (``[source]`` and ``[[labellings]]``
-    ids with their names) and rewrites them when their step reruns; a dataset of
-    the same id with a different name belongs to someone else.
+    The experiment owns the datasets it writes (``[source]`` and ``[[labellings]]``,
+    or ``[[sources]]`` and merged ``[[training_sets]]``, ids with their names) and
+    rewrites them when their step reruns; a dataset of the same id with a different
+    name belongs to someone else.
     """
-    if exp.source is None or exp.source.kind == "nnunet":
-        return
     raw = Path(exp.nnunet_dirs()["nnUNet_raw"])
-    owned = [("[source] dataset_id", exp.source.dataset_id, exp.source.name)]
-    owned += [(f"[[labellings]][{i}] dataset_id", lab.dataset_id, lab.name)
-              for i, lab in enumerate(exp.labellings) if lab.kind != "binary"]
+    if exp.sources:
+        owned = [(f"[[sources]] {s.key!r} dataset_id", s.dataset_id, s.name)
+                 for s in exp.sources if s.kind != "nnunet"]
+        owned += [(f"[[training_sets]] {lab.key!r} dataset_id", lab.dataset_id, lab.name)
+                  for lab in exp.labellings if lab.kind == "merge"]
+    elif exp.source is None or exp.source.kind == "nnunet":
+        return
+    else:
+        owned = [("[source] dataset_id", exp.source.dataset_id, exp.source.name)]
+        owned += [(f"[[labellings]][{i}] dataset_id", lab.dataset_id, lab.name)
+                  for i, lab in enumerate(exp.labellings) if lab.kind != "binary"]
     for key, dataset_id, name in owned:
         for folder in sorted(raw.glob(f"Dataset{dataset_id:03d}_*")):
             if folder.name != f"Dataset{dataset_id:03d}_{name}":

@@ -52,3 +52,13 @@ def read_mean_dice(summary: Path) -> float | None:
     if value is None and isinstance(data.get("dice"), dict):
         value = data["dice"].get("mean")
     return float(value) if value is not None else None
+
+
+def matrix_text(exp: Experiment) -> str | None:
+    """A cross-dataset experiment's Dice and IoU matrices, once its matrix step wrote them."""
+    from mslesseg_nnunet.evaluation.matrix import format_matrix, read_matrix
+
+    path = exp.workdir / "matrix" / "matrix.csv"
+    if not exp.tests or not path.is_file():
+        return None
+    return f"{format_matrix(read_matrix(path))}\nmatrix: {path}, {path.with_name('index.html')}"

@@ -1,4 +1,4 @@
-"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo``.
+"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo|crossdataset``.
 
 Each recipe is a commented TOML text that validates against the schema
 (``schema.load_experiment``); users edit paths and resources and run it.
@@ -197,4 +197,88 @@ tta = false                        # no mirroring at test time: 8x fewer network
 workers = 0                        # nnU-Net pre/postprocessing in the predicting process
 """
 
-RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO}
+CROSSDATASET = """\
+# Cross-dataset generalisation as in seed 002 (Tables 2 and 4: UNet++ on FLAIR, trained on
+# each public dataset alone and on merged ones, tested on the others). Every model is tested
+# on every test set, each with its own reference and protocol; the result is a matrix of mean
+# Dice and IoU (rows: training set, columns: test set) in WORKDIR/matrix/matrix.csv and
+# WORKDIR/matrix/index.html, printed by `mslesseg run` and `mslesseg status`.
+# Run:  mslesseg run crossdataset.toml --executor slurm
+
+[experiment]
+name = "crossdataset"
+workdir = "crossdataset_work"
+
+[[sources]]                        # each source becomes its own nnU-Net dataset
+key = "MSSEG2016"                  # its name in the matrix
+kind = "msseg2016"                 # `mslesseg convert msseg2016 PATH ...` (public 2021 release)
+path = "MSSEG-2016"
+dataset_id = 121
+name = "MSSEG2016"
+convert_args = ["--modalities", "FLAIR"]   # the paper trains on FLAIR only; Training/ -> imagesTr,
+                                           # Testing/ -> imagesTs + labelsTs
+
+[[sources]]
+key = "ISBI2015"
+kind = "isbi2015"
+path = "ISBI2015"
+dataset_id = 122
+name = "ISBI2015"
+convert_args = ["--modalities", "FLAIR", "--label", "union"]   # seed 002 trains on the raters' union
+
+[[sources]]
+key = "3DMRMS"
+kind = "3dmrms"
+path = "3D-MR-MS"
+dataset_id = 123
+name = "MRMS3D"
+convert_args = ["--modalities", "FLAIR"]
+
+# [[sources]]                      # any other binary nnU-Net dataset already in nnUNet_raw
+# key = "Mine"
+# kind = "nnunet"
+# dataset_id = 140
+
+[[training_sets]]                  # matrix rows (default: every source alone)
+sources = ["MSSEG2016"]
+[[training_sets]]
+sources = ["ISBI2015"]
+[[training_sets]]
+sources = ["3DMRMS"]
+[[training_sets]]                  # several sources: one merged dataset (`mslesseg merge`: images
+key = "MSSEG2016+ISBI2015+3DMRMS"  # linked, case ids prefixed, channels matched by name);
+sources = ["MSSEG2016", "ISBI2015", "3DMRMS"]   # the default key joins the source keys by "+"
+dataset_id = 130
+name = "MSSEG2016_ISBI2015_MRMS3D"
+channels = ["FLAIR"]               # channels every source has (default: the first source's)
+
+[training]
+configuration = "3d_fullres"       # seed 002 used 2D slices: "2d" (or a UNet++ trainer) for that
+folds = [0, 1, 2, 3, 4]
+device = "cuda"
+trainers = ["nnUNetTrainer"]       # several trainers: one row per training set and trainer
+
+[[tests]]                          # matrix columns
+key = "MSSEG2016-test"
+source = "MSSEG2016"               # its imagesTs/labelsTs (Testing/), mslesseg protocol (Dice)
+[[tests]]
+key = "MSSEG2016-train"
+source = "MSSEG2016"
+part = "train"                     # its training cases (imagesTr/labelsTr): only for models that
+[[tests]]                          # did not train on them
+key = "3DMRMS"
+source = "3DMRMS"
+part = "train"
+[[tests]]
+key = "ISBI2015"
+source = "ISBI2015"
+part = "train"                     # the ISBI test scans have no public masks
+# [[tests]]                        # any other folder with its own reference and protocol:
+# key = "Clinic"
+# input = "clinic/images"          # MSLesSeg, MSSEG-2 or nnU-Net input layout
+# gt = "clinic/masks"
+# protocol = "msseg2"              # animaSegPerfAnalyzer's rules (default "mslesseg")
+
+""" + GPU_CLUSTER_RESOURCES
+
+RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO, "crossdataset": CROSSDATASET}

@@ -14,7 +14,9 @@ from pathlib import Path
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
 
-SOURCE_KINDS = ("mslesseg", "msseg2", "synthetic-mslesseg", "synthetic-msseg2", "nnunet")
+# Datasets as distributed, converted by `mslesseg convert KIND PATH` (add a converter's name here).
+CONVERTER_KINDS = ("mslesseg", "msseg2", "isbi2015", "msseg2016", "3dmrms", "folders")
+SOURCE_KINDS = (*CONVERTER_KINDS, "synthetic-mslesseg", "synthetic-msseg2", "nnunet")
 LABELLING_KINDS = ("binary", "msl", "dbl")
 MODALITIES = ("FLAIR", "T1", "T2")
 MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
@@ -41,7 +43,7 @@ GRID_KEYS = {
     "volume_thresholds": (0, None, False),
 }
 STEP_KINDS = ("synth", "convert", "relabel", "plan", "cpu_plans", "train", "tune", "predict",
-              "ensemble", "evaluate", "report", "custom")
+              "ensemble", "evaluate", "report", "custom", "merge", "matrix")
 RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem", "time", "extra")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -58,11 +60,16 @@ class Source:
     name: str
     path: Path | None = None
     options: dict = field(default_factory=dict)
+    key: str = ""  # its name in [[sources]] ("" for [source])
 
 
 @dataclass(frozen=True)
 class Labelling:
-    """A training target: the binary dataset itself, or an MSL/DBL relabelled copy."""
+    """A training target: the binary dataset itself, or an MSL/DBL relabelled copy.
+
+    In a cross-dataset experiment, a training set: one source's dataset (kind
+    ``binary``) or several merged (kind ``merge``); ``params["sources"]`` are their keys.
+    """
 
     kind: str
     key: str
@@ -119,6 +126,8 @@ class TestSet:
     report: bool
     tta: bool = True
     workers: int | None = None
+    key: str = ""  # its name in [[tests]] ("" for [test])
+    source: str | None = None  # the [[sources]] key whose test data it is
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,8 @@ class Experiment:
     test: TestSet | None
     resources: dict
     custom_steps: tuple[CustomStep, ...]
+    sources: tuple[Source, ...] = ()  # [[sources]] of a cross-dataset experiment
+    tests: tuple[TestSet, ...] = ()  # its [[tests]]
 
     def nnunet_dirs(self) -> dict[str, str]:
         """nnUNet_raw/preprocessed/results and nnUNet_extTrainer for every step."""
@@ -208,19 +219,24 @@ def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experi
     env = _env(top.sub("env", {}))
 
     raw = Path(nnunet_dirs(nnunet_root)["nnUNet_raw"])
+    from mslesseg_nnunet.experiment import crossdata
+
+    sources = crossdata.parse_sources(top, base, workdir, raw, check_paths)
     source = _section(top, "source", _source, base, workdir, raw, check_paths)
-    labellings = _labellings(top, source, file)
+    labellings = crossdata.parse_training_sets(top, sources) if sources \
+        else _labellings(top, source, file)
     training = _section(top, "training", _training)
-    if training is not None and source is None:
-        top.fail("[training]", "needs a [source] section")
+    if training is not None and source is None and not sources:
+        top.fail("[training]", "needs a [source] or [[sources]] section")
     tuning = _section(top, "tuning", _tuning, training)
     ensemble = _section(top, "ensemble", _ensemble, training, labellings)
     test = _section(top, "test", _test, source, base, raw, training, check_paths)
+    tests = crossdata.parse_tests(top, sources, base, raw, training, check_paths)
     resources = _resources(top.sub("resources", {}))
     custom = _custom_steps(top, file)
     top.finish()
     return Experiment(path.resolve(), name, workdir, nnunet_root, env, source, labellings, training,
-                      tuning, ensemble, test, resources, custom)
+                      tuning, ensemble, test, resources, custom, sources, tests)
 
 
 def _section(top: Table, key: str, parse, *args):
@@ -242,8 +258,9 @@ def _env(table: Table) -> dict:
     return env
 
 
-def _dataset_name(table: Table, default: str) -> str:
-    name = table.get("name", str, default)
+def _dataset_name(table: Table, default: str | None) -> str:
+    """``name`` (required when there is no ``default``), checked."""
+    name = table.get("name", str) if default is None else table.get("name", str, default)
     if not _NAME.match(name):
         table.fail("name", f"{name!r} must be letters, digits, '_' or '-'")
     return name
@@ -253,9 +270,9 @@ def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -
     kind = t.choice("kind", SOURCE_KINDS)
     dataset_id = t.integer("dataset_id", 1, 999)
     defaults = {"mslesseg": "MSLesSeg", "synthetic-mslesseg": "SynthMSLesSeg",
-                "msseg2": "MSSEG2", "synthetic-msseg2": "SynthMSSEG2", "nnunet": None}
-    name = _dataset_name(t, defaults[kind]) if kind != "nnunet" else _existing_dataset_name(
-        t, raw, dataset_id, check_paths)
+                "msseg2": "MSSEG2", "synthetic-msseg2": "SynthMSSEG2"}
+    name = _dataset_name(t, defaults.get(kind)) if kind != "nnunet" else \
+        _existing_dataset_name(t, raw, dataset_id, check_paths)
     options: dict = {}
     path = None
     if kind in ("mslesseg", "msseg2"):
@@ -263,6 +280,11 @@ def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -
         expected = "train" if kind == "mslesseg" else "training"
         if check_paths and not (path / expected).is_dir():
             t.fail("path", f"dataset folder {str(path)!r} not found (or it has no {expected}/ folder)")
+    elif kind in CONVERTER_KINDS:
+        path = base / t.get("path", str)
+        if check_paths and not path.is_dir():
+            t.fail("path", f"dataset folder {str(path)!r} not found")
+        options["convert_args"] = t.string_list("convert_args", [])
     if kind.endswith("mslesseg"):
         modalities = t.string_list("modalities", list(MODALITIES))
         for i, m in enumerate(modalities):
@@ -460,11 +482,15 @@ def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | N
         return source.path / "test", source.path / "test"
     if source.kind in ("msseg2", "synthetic-msseg2"):
         return source.path / "testing", None
-    folder = next(iter(sorted(raw.glob(f"Dataset{source.dataset_id:03d}_*"))), None)
-    if folder is None:
-        return None, None
+    folder = raw / f"Dataset{source.dataset_id:03d}_{source.name}"  # converted or existing
     gt = folder / "labelsTs"
-    return folder / "imagesTs", gt if gt.is_dir() else None
+    return folder / "imagesTs", gt if gt.is_dir() or source.kind != "nnunet" else None
+
+
+def exists_before_run(source: Source | None, given: str | None) -> bool:
+    """Whether a test folder must exist when the file is read: given ones, and the defaults
+    of data that is not synthesised or converted by the experiment itself."""
+    return bool(given) or source is None or source.kind in ("mslesseg", "msseg2", "nnunet")
 
 
 def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
@@ -478,9 +504,9 @@ def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
     gt = base / given_gt if given_gt else (None if given_gt == "" else default_gt)
     if test_input is None:
         t.fail("input", f"required for a source of kind {source.kind!r}")
-    if check_paths and not source.kind.startswith("synthetic"):
-        for key, folder in (("input", test_input), ("gt", gt)):
-            if folder is not None and not folder.is_dir():
+    if check_paths:
+        for key, given, folder in (("input", given_input, test_input), ("gt", given_gt, gt)):
+            if folder is not None and exists_before_run(source, given) and not folder.is_dir():
                 t.fail(key, f"test folder {str(folder)!r} not found")
     protocol = t.choice("protocol", PROTOCOLS, "msseg2" if source.kind.endswith("msseg2") else "mslesseg")
     report = t.get("report", bool, gt is not None)
