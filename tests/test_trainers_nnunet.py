@@ -18,7 +18,9 @@ from mslesseg_nnunet.trainer_catalog import trainer_classes
 pytestmark = pytest.mark.slow
 
 FULL = sorted(name for name in trainer_classes() if not name.endswith("Short"))
-BASES = ["nnUNetTrainer", *FULL]
+# Stock-run in nnU-Net's 2d configuration (test_unet_plus_plus_2d_configuration); 3d in process below.
+STOCK_2D = ("nnUNetTrainerUNetPlusPlus",)
+BASES = ["nnUNetTrainer", *(name for name in FULL if name not in STOCK_2D)]
 RUNS = [(name, "binary") for name in BASES] + [
     (name, labelling) for name in ("nnUNetTrainer", "nnUNetTrainerDiceFocal") for labelling in ("msl", "dbl")]
 CPU_PLANS = "nnUNetPlansCPU"

@@ -63,13 +63,13 @@ class nnUNetTrainerUNetPlusPlus(nnUNetTrainer):
 
 
 class nnUNetTrainerSwinUNETR(AdamOptimizerMixin, NoDeepSupervisionMixin, nnUNetTrainer):
-    """MONAI SwinUNETR (feature size 48), Adam lr 1e-4, no deep supervision, Dice + CE."""
+    """MONAI SwinUNETR (feature size 48 with default plans), Adam lr 1e-4, no deep supervision, Dice + CE."""
 
     build_network_architecture = network_from_registry("SwinUNETR")
 
 
 class nnUNetTrainerUNETR(AdamOptimizerMixin, NoDeepSupervisionMixin, nnUNetTrainer):
-    """MONAI UNETR (ViT-B encoder, feature size 16), Adam lr 1e-4, no deep supervision, Dice + CE."""
+    """MONAI UNETR (ViT-B, feature size 16 with default plans), Adam lr 1e-4, no deep supervision, Dice + CE."""
 
     build_network_architecture = network_from_registry("UNETR")
 
