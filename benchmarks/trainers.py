@@ -27,7 +27,8 @@ from pathlib import Path
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerDiceFocal", "nnUNetTrainerGIN", "nnUNetTrainerMSCSA",
             "nnUNetTrainerMSCSADiceFocal", "nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaBotDiceFocal",
-            "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncDiceFocal", "nnUNetTrainerLightMUNet"]
+            "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncDiceFocal", "nnUNetTrainerLightMUNet",
+            "nnUNetTrainerUNetPlusPlus", "nnUNetTrainerSwinUNETR", "nnUNetTrainerUNETR", "nnUNetTrainerSegResNet"]
 SYNTHETIC_SHAPE = (64, 80, 64)
 
 

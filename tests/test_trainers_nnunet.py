@@ -18,12 +18,17 @@ from mslesseg_nnunet.trainer_catalog import trainer_classes
 pytestmark = pytest.mark.slow
 
 FULL = sorted(name for name in trainer_classes() if not name.endswith("Short"))
-BASES = ["nnUNetTrainer", *FULL]
+# Stock-run in nnU-Net's 2d configuration (test_unet_plus_plus_2d_configuration); 3d in process below.
+STOCK_2D = ("nnUNetTrainerUNetPlusPlus",)
+BASES = ["nnUNetTrainer", *(name for name in FULL if name not in STOCK_2D)]
 RUNS = [(name, "binary") for name in BASES] + [
     (name, labelling) for name in ("nnUNetTrainer", "nnUNetTrainerDiceFocal") for labelling in ("msl", "dbl")]
 CPU_PLANS = "nnUNetPlansCPU"
 CASE = "tiny_000"
 PARALLEL_RUNS = 2
+SLOWEST = ("nnUNetTrainerLightMUNet", "nnUNetTrainerSwinUNETR")  # started first
+# MONAI networks read only the first-stage width and the patch, the same in both plans families.
+PLANS_FAMILY_BLIND = ("nnUNetTrainerSwinUNETR", "nnUNetTrainerUNETR", "nnUNetTrainerSegResNet")
 
 
 @pytest.fixture(scope="session")
@@ -31,22 +36,23 @@ def tiny(tmp_path_factory):
     return build_tiny_nnunet(tmp_path_factory.mktemp("tiny_nnunet"))
 
 
-def train_and_predict(tiny, trainer: str, labelling: str, workdir: Path) -> dict:
+def train_and_predict(tiny, trainer: str, labelling: str, workdir: Path, configuration: str = "3d_fullres",
+                      plans: str = CPU_PLANS) -> dict:
     """Stock nnUNetv2_train (1 epoch x 1 iteration) then nnUNetv2_predict on one training case."""
     name = f"{trainer}Short"
     dataset = str(tiny.dataset_ids[labelling])
     env = {**training_env(tiny.env), "MSLESSEG_SHORT_EPOCHS": "1", "MSLESSEG_SHORT_ITERS": "1"}
-    run_tool("nnUNetv2_train", dataset, "3d_fullres", "0", "-tr", name, "-p", CPU_PLANS,
+    run_tool("nnUNetv2_train", dataset, configuration, "0", "-tr", name, "-p", plans,
              "-device", "cpu", env=env)
     images = workdir / "in"
     images.mkdir()
     for channel in (0, 1):
         source = tiny.raw_dir(labelling) / "imagesTr" / f"{CASE}_{channel:04d}.nii.gz"
         (images / source.name).symlink_to(source)
-    run_tool("nnUNetv2_predict", "-i", images, "-o", workdir / "out", "-d", dataset, "-c", "3d_fullres",
-             "-tr", name, "-p", CPU_PLANS, "-f", "0", "-device", "cpu", "--disable_tta",
+    run_tool("nnUNetv2_predict", "-i", images, "-o", workdir / "out", "-d", dataset, "-c", configuration,
+             "-tr", name, "-p", plans, "-f", "0", "-device", "cpu", "--disable_tta",
              "-npp", "0", "-nps", "0", env=env)
-    return {"model": tiny.results_dir(labelling) / f"{name}__{CPU_PLANS}__3d_fullres",
+    return {"model": tiny.results_dir(labelling) / f"{name}__{plans}__{configuration}",
             "prediction": workdir / "out" / f"{CASE}.nii.gz"}
 
 
@@ -57,7 +63,7 @@ def stock_runs(tiny, request, tmp_path_factory):
     wanted = [(item.callspec.params["trainer"], item.callspec.params["labelling"])
               for item in request.session.items
               if getattr(item, "originalname", None) == "test_stock_train_then_predict"]
-    wanted.sort(key=lambda job: job[0] != "nnUNetTrainerLightMUNet")  # slowest first
+    wanted.sort(key=lambda job: job[0] not in SLOWEST)
     pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
     futures = {job: pool.submit(train_and_predict, tiny, *job, tmp_path_factory.mktemp("run"))
                for job in wanted}
@@ -67,7 +73,11 @@ def stock_runs(tiny, request, tmp_path_factory):
 
 @pytest.mark.parametrize("trainer,labelling", RUNS)
 def test_stock_train_then_predict(stock_runs, tiny, trainer, labelling):
-    result = stock_runs[(trainer, labelling)].result()
+    check_run(stock_runs[(trainer, labelling)].result(), tiny, trainer, labelling)
+
+
+def check_run(result: dict, tiny, trainer: str, labelling: str) -> None:
+    """The short run's checkpoint, validation summary and a prediction on the reference's grid."""
     name = f"{trainer}Short"
     checkpoint = torch.load(result["model"] / "fold_0" / "checkpoint_final.pth", map_location="cpu",
                             weights_only=False)
@@ -82,6 +92,17 @@ def test_stock_train_then_predict(stock_runs, tiny, trainer, labelling):
     assert set(np.unique(np.asarray(predicted.dataobj))) <= set(LABELS[labelling].values())
 
 
+def test_unet_plus_plus_2d_configuration(tiny, tmp_path):
+    """UNet++ on nnU-Net's 2d configuration: stock preprocessing, CPU plans, training and prediction."""
+    dataset = str(tiny.dataset_ids["binary"])
+    run_tool("nnUNetv2_preprocess", "-d", dataset, "-plans_name", "nnUNetPlans", "-c", "2d", "-np", "1",
+             env=tiny.env)
+    run_tool("mslesseg", "cpu-plans", "-d", dataset, "--configuration", "2d", "--plans-name", "nnUNetPlans2dCPU",
+             env=tiny.env)
+    result = train_and_predict(tiny, "nnUNetTrainerUNetPlusPlus", "binary", tmp_path, "2d", "nnUNetPlans2dCPU")
+    check_run(result, tiny, "nnUNetTrainerUNetPlusPlus", "binary")
+
+
 def random_batch(trainer):
     """A batch shaped like nnU-Net's dataloader output for this trainer's plans."""
     patch = trainer.configuration_manager.patch_size
@@ -92,7 +113,7 @@ def random_batch(trainer):
     return {"data": data, "target": target if trainer.enable_deep_supervision else target[0]}
 
 
-@pytest.mark.parametrize("trainer", FULL)
+@pytest.mark.parametrize("trainer", [name for name in FULL if name not in PLANS_FAMILY_BLIND])
 def test_resenc_preset_trains_and_rebuilds(tiny, trainer, tmp_path, monkeypatch):
     """Each trainer with nnUNetResEncUNetMPlans (CPU-shrunk): one training step, then the
     network rebuilt from the class (as nnUNetv2_predict does) accepts the trained weights."""

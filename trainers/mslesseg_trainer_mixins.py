@@ -127,14 +127,18 @@ class AdamOptimizerMixin(HyperparameterHook):
 
 
 class NoDeepSupervisionMixin(HyperparameterHook):
-    """Training without deep supervision (the network never returns auxiliary outputs)."""
+    """Training without deep supervision (the network never returns auxiliary outputs).
+
+    The network is built with ``enable_deep_supervision=False`` and never
+    switched, so it needs no ``decoder.deep_supervision`` (MONAI's have none).
+    """
 
     def configure_hyperparameters(self) -> None:
         super().configure_hyperparameters()
         self.enable_deep_supervision = False
 
     def set_deep_supervision_enabled(self, enabled: bool) -> None:
-        super().set_deep_supervision_enabled(enabled and self.enable_deep_supervision)
+        """Nothing to switch: the network was built without deep supervision."""
 
 
 class NoMirroringMixin:
