@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.schema import PLANNERS, Experiment, Labelling, Model
 
@@ -255,6 +256,10 @@ def _predict_argv(exp: Experiment, out: Path, model_dirs, extra=()) -> tuple[str
         argv.append("--disable-tta")
     if exp.test.workers is not None:
         argv += ["--workers", str(exp.test.workers)]
+    if exp.test.blending is not None:
+        argv += ["--blending", exp.test.blending]
+        if exp.test.blending in ORACLE_BLENDINGS:
+            argv += ["--oracle-gt", str(exp.test.gt)]
     return tuple(argv)
 
 
