@@ -231,9 +231,9 @@ def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor,
     for _ in range(n):
         mask = np.zeros(patch, bool)
         if rng.random() < 0.6:
-            centre = rng.uniform(6, np.array(patch) - 6)[:, None, None, None]
-            mask = ((grid - centre) ** 2).sum(0) <= rng.uniform(2, 5) ** 2
-        images.append(rng.normal(0, 1, patch) + 2.5 * mask)
+            centre = rng.uniform(4, np.array(patch) - 4)[:, None, None, None]
+            mask = ((grid - centre) ** 2).sum(0) <= rng.uniform(1.5, 3.5) ** 2
+        images.append(rng.normal(0, 1, patch) + 4.0 * mask)
         labels.append(mask)
     return (torch.as_tensor(np.array(images)[:, None], dtype=torch.float32),
             torch.as_tensor(np.array(labels)[:, None], dtype=torch.float32))

@@ -29,7 +29,7 @@ GRID_HIDDEN = 8
 
 
 class CIBHeads(nn.Module):
-    """Patch and grid Dice-predicting heads (7-10 K parameters on nnU-Net's default U-Net)."""
+    """Patch and grid Dice-predicting heads (14-28 K parameters on nnU-Net's U-Nets)."""
 
     def __init__(self, conv_op, deep_channels: int, grid_channels: int, hidden: int = GRID_HIDDEN):
         super().__init__()
