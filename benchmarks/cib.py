@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mslesseg_nnunet.nnunet_env import nnunet_environment
+
 BIN = Path(sys.executable).parent
 DATASET_ID = 951
 TRAINER = "nnUNetTrainerCIBShort"
@@ -134,9 +136,10 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    env = {**os.environ, "nnUNet_compile": "false", "nnUNet_def_n_proc": "1", "PYTHONWARNINGS": "ignore"}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("nnUNet_")}
+    env.update({"nnUNet_compile": "false", "nnUNet_def_n_proc": "1", "PYTHONWARNINGS": "ignore",
+                **nnunet_environment(work / "nnunet", environ=env)})
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        env[var] = str(work / "nnunet" / var)
         Path(env[var]).mkdir(parents=True)
     model, test, test_nnunet, gt = prepare(work, args, env)
     timing(model, test, test_nnunet, work, args.rounds, env)

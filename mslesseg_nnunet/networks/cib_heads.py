@@ -5,8 +5,9 @@ Inter-patch Blending", MICCAI 2025. Two small heads are attached to a U-Net
 built from nnU-Net plans (plain, residual-encoder or MSCSA: any network with
 ``encoder`` returning its skips and ``decoder.stages``):
 
-- patch head: deepest encoder features, global average pooled, linear, sigmoid:
-  the predicted Dice of the window's segmentation;
+- patch head: deepest encoder features, global average and max pooled, linear,
+  sigmoid: the predicted Dice of the window's segmentation (the max, because
+  instance normalisation leaves a feature's window average nearly constant);
 - grid head: one intermediate decoder stage, 3x3x3 convolution, average pooled
   to 2x2x2 cells, linear, sigmoid: the predicted Dice of each cell.
 
@@ -34,7 +35,7 @@ class CIBHeads(nn.Module):
     def __init__(self, conv_op, deep_channels: int, grid_channels: int, hidden: int = GRID_HIDDEN):
         super().__init__()
         ndim = 3 if conv_op is nn.Conv3d else 2
-        self.patch = nn.Linear(deep_channels, 1)
+        self.patch = nn.Linear(2 * deep_channels, 1)
         self.grid_conv = conv_op(grid_channels, hidden, 3, padding=1)
         self.grid_pool = (nn.AdaptiveAvgPool3d if ndim == 3 else nn.AdaptiveAvgPool2d)(GRID)
         self.grid_linear = nn.Linear(hidden, 1)
@@ -42,7 +43,9 @@ class CIBHeads(nn.Module):
         self.grid_dice: torch.Tensor | None = None
 
     def read_deepest(self, features: torch.Tensor) -> None:
-        self.patch_dice = torch.sigmoid(self.patch(features.flatten(2).mean(2)))[:, 0]
+        flat = features.flatten(2)
+        pooled = torch.cat([flat.mean(2), flat.amax(2)], 1)
+        self.patch_dice = torch.sigmoid(self.patch(pooled))[:, 0]
 
     def read_decoder(self, features: torch.Tensor) -> None:
         cells = self.grid_pool(self.grid_conv(features)).movedim(1, -1)
