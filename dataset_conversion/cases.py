@@ -1,11 +1,14 @@
 """One scan of a source dataset and how it becomes nnU-Net files.
 
 Images that are already valid nnU-Net input (``.nii.gz`` on the scan's grid)
-are hardlinked, or copied byte for byte: never decoded and recompressed.
-Labels are checked to be binary and written as uint8 with their own header.
+are hardlinked, or copied byte for byte: never decoded and recompressed;
+uncompressed ``.nii`` images are gzipped as they are (same bytes once inflated).
+Labels are checked to be binary, combined by the scan's rule and written as
+uint8 with their own header.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header, read_volume, same_geometry, write_volume
 
 FILE_ENDING = ".nii.gz"
+NIFTI_ENDINGS = (".nii.gz", ".nii")
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Scan:
     patient : patient identifier, used to group folds.
     images : {channel name: source file}, in channel order.
     labels : source mask files (empty when the scan has no ground truth).
-    label_rule : "single" (one mask) or "majority" (voxel in > half of the masks).
+    label_rule : "single" (one mask), "majority" (voxel in > half of the masks),
+        "union" (in any mask) or "intersection" (in every mask).
     output : relative path of a mask for this scan in the source's own naming.
     info : extra facts recorded in ``case_map.json`` (patient, timepoint, ...).
     """
@@ -67,6 +72,19 @@ def link_or_copy(src: Path, dst: Path, allow_symlink: bool = False) -> None:
         raise UserError(f"{src}: cannot copy to {dst} ({exc.strerror})") from None
 
 
+def place_image(src: Path, dst: Path, allow_symlink: bool = False) -> None:
+    """Put source image ``src`` at ``dst`` (a ``.nii.gz`` name): ``.nii.gz`` sources are
+    linked or copied (``link_or_copy``), ``.nii`` sources gzip-compressed byte for byte."""
+    if str(src).endswith(FILE_ENDING):
+        link_or_copy(src, dst, allow_symlink)
+        return
+    try:
+        with open(src, "rb") as raw, gzip.open(dst, "wb", compresslevel=1) as packed:
+            shutil.copyfileobj(raw, packed)
+    except OSError as exc:
+        raise UserError(f"{src}: cannot compress to {dst} ({exc.strerror})") from None
+
+
 def check_geometry(scan: Scan) -> None:
     """Raise UserError naming the file if a channel or mask is not 3D or not on the
     first channel's grid (shape and affine)."""
@@ -97,9 +115,13 @@ def combine_labels(scan: Scan) -> np.ndarray:
     masks = [read_binary_mask(p) for p in scan.labels]
     if scan.label_rule == "single":
         return masks[0]
+    votes = np.sum(masks, axis=0, dtype=np.uint16)
     if scan.label_rule == "majority":
-        votes = np.sum(masks, axis=0, dtype=np.uint16)
         return (2 * votes > len(masks)).astype(np.uint8)
+    if scan.label_rule == "union":
+        return (votes > 0).astype(np.uint8)
+    if scan.label_rule == "intersection":
+        return (votes == len(masks)).astype(np.uint8)
     raise ValueError(f"unknown label rule {scan.label_rule!r}")
 
 
@@ -107,7 +129,7 @@ def write_scan(scan: Scan, images_dir: Path, labels_dir: Path) -> dict:
     """Check a scan and write its nnU-Net files; return its ``case_map.json`` entry."""
     check_geometry(scan)
     for index, path in enumerate(scan.images.values()):
-        link_or_copy(path, images_dir / f"{scan.case_id}_{index:04d}{FILE_ENDING}")
+        place_image(path, images_dir / f"{scan.case_id}_{index:04d}{FILE_ENDING}")
     if scan.labels:
         labels_dir.mkdir(exist_ok=True)
         write_volume(labels_dir / f"{scan.case_id}{FILE_ENDING}", combine_labels(scan),

@@ -1,4 +1,5 @@
-"""Finding the scans of a source folder: MSLesSeg, MSSEG-2 and nnU-Net ``imagesTs`` layouts.
+"""Finding the scans of a source folder: MSLesSeg, MSSEG-2 and nnU-Net ``imagesTs`` layouts,
+and the helpers the other datasets' finders share (``find_root``, ``nifti_file`` ...).
 
 MSLesSeg (as distributed; any top folder name, spaces allowed)::
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, Scan
+from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, NIFTI_ENDINGS, Scan
 from mslesseg_nnunet.errors import UserError
 
 MSLESSEG_MODALITIES = ("FLAIR", "T1", "T2")
@@ -35,19 +36,21 @@ _TIMEPOINT = re.compile(r"^T(\d+)$")
 _NNUNET_IMAGE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii\.gz$")
 
 
-def parse_modalities(text: str | list[str] | None) -> list[str]:
-    """``"FLAIR,T1"`` -> ``["FLAIR", "T1"]``; raise UserError for unknown or repeated names."""
+def parse_modalities(text: str | list[str] | None,
+                     known: tuple[str, ...] = MSLESSEG_MODALITIES) -> list[str]:
+    """``"FLAIR,T1"`` -> ``["FLAIR", "T1"]`` (None -> all of ``known``); raise UserError
+    for unknown or repeated names."""
     if text is None:
-        return list(MSLESSEG_MODALITIES)
+        return list(known)
     names = [m.strip().upper() for m in (text.split(",") if isinstance(text, str) else text)]
-    unknown = [m for m in names if m not in MSLESSEG_MODALITIES]
+    unknown = [m for m in names if m not in known]
     if not names or unknown or len(set(names)) != len(names):
         raise UserError(f"--modalities: need distinct names among "
-                        f"{','.join(MSLESSEG_MODALITIES)}, got {text!r}")
+                        f"{','.join(known)}, got {text!r}")
     return names
 
 
-def _subdirs(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
+def numbered_subdirs(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
     """Sub-folders whose name matches ``pattern``, as (number, path), by number."""
     found = [(int(m.group(1)), p) for p in folder.iterdir()
              if p.is_dir() and (m := pattern.match(p.name))]
@@ -68,10 +71,29 @@ def find_root(src: Path, markers: tuple[str, ...], what: str) -> Path:
                     "inside)")
 
 
-def _require(path: Path, what: str) -> Path:
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else raise UserError ``"<path>: missing <what>"``."""
     if not path.is_file():
         raise UserError(f"{path}: missing {what}")
     return path
+
+
+def nifti_file(folder: Path, stem: str) -> Path | None:
+    """``folder/stem.nii.gz`` or ``folder/stem.nii``, whichever exists (else None)."""
+    return next((p for p in (folder / f"{stem}{e}" for e in NIFTI_ENDINGS) if p.is_file()), None)
+
+
+def require_nifti(folder: Path, stem: str, what: str) -> Path:
+    """``nifti_file(folder, stem)``; raise UserError naming ``stem.nii[.gz]`` if neither exists."""
+    found = nifti_file(folder, stem)
+    if found is None:
+        raise UserError(f"{folder / stem}.nii[.gz]: missing {what}")
+    return found
+
+
+def nifti_ending(path: Path) -> str:
+    """``.nii.gz`` or ``.nii``: the ending of a NIfTI file name."""
+    return next(e for e in NIFTI_ENDINGS if path.name.endswith(e))
 
 
 def mslesseg_case_id(patient: int, timepoint: int | None = None) -> str:
@@ -87,14 +109,14 @@ def mslesseg_train_scans(train_dir: Path, modalities: list[str],
     Masks are required unless ``require_masks`` is False (then taken when present).
     """
     scans = []
-    for number, pdir in _subdirs(train_dir, _PATIENT):
-        for tp, tdir in _subdirs(pdir, _TIMEPOINT):
+    for number, pdir in numbered_subdirs(train_dir, _PATIENT):
+        for tp, tdir in numbered_subdirs(pdir, _TIMEPOINT):
             stem = f"{pdir.name}_{tdir.name}"
-            images = {m: _require(tdir / f"{stem}_{m}{FILE_ENDING}", f"{m} modality")
+            images = {m: require_file(tdir / f"{stem}_{m}{FILE_ENDING}", f"{m} modality")
                       for m in modalities}
             mask = tdir / f"{stem}_MASK{FILE_ENDING}"
             if require_masks:
-                _require(mask, "lesion mask")
+                require_file(mask, "lesion mask")
             scans.append(Scan(mslesseg_case_id(number, tp), pdir.name, images,
                               (mask,) if mask.is_file() else (),
                               output=f"{pdir.name}/{tdir.name}/{stem}_MASK{FILE_ENDING}",
@@ -105,8 +127,8 @@ def mslesseg_train_scans(train_dir: Path, modalities: list[str],
 def mslesseg_test_scans(test_dir: Path, modalities: list[str]) -> list[Scan]:
     """Every ``P{n}`` scan of an MSLesSeg test folder; masks are all present or all absent."""
     scans = []
-    for number, pdir in _subdirs(test_dir, _PATIENT):
-        images = {m: _require(pdir / f"{pdir.name}_{m}{FILE_ENDING}", f"{m} modality")
+    for number, pdir in numbered_subdirs(test_dir, _PATIENT):
+        images = {m: require_file(pdir / f"{pdir.name}_{m}{FILE_ENDING}", f"{m} modality")
                   for m in modalities}
         mask = pdir / f"{pdir.name}_MASK{FILE_ENDING}"
         scans.append(Scan(mslesseg_case_id(number), pdir.name, images,
@@ -133,10 +155,10 @@ def mslesseg_scans(src: Path, modalities: list[str]) -> tuple[list[Scan], list[S
 
 def msseg2_patient_scan(pdir: Path, label: str | None, subset: str) -> Scan:
     """One MSSEG-2 patient folder; ``label`` None means: take no ground truth."""
-    images = {c: _require(pdir / f, f"{c} FLAIR") for c, f in MSSEG2_CHANNELS.items()}
+    images = {c: require_file(pdir / f, f"{c} FLAIR") for c, f in MSSEG2_CHANNELS.items()}
     labels: tuple[Path, ...] = ()
     if label is not None:
-        labels = tuple(_require(pdir / f, f"ground truth for --label {label}")
+        labels = tuple(require_file(pdir / f, f"ground truth for --label {label}")
                        for f in MSSEG2_LABELS[label])
     return Scan(f"{MSSEG2_PREFIX}_{pdir.name}", pdir.name, images, labels,
                 label_rule="majority" if label == "majority" else "single",
@@ -190,7 +212,8 @@ def nnunet_input_scans(folder: Path, n_channels: int | None = None) -> list[Scan
     for case, files in sorted(channels.items()):
         expected = n_channels if n_channels is not None else len(files)
         for c in range(expected):
-            _require(Path(folder) / f"{case}_{c:04d}{FILE_ENDING}", f"channel {c} of case {case}")
+            require_file(Path(folder) / f"{case}_{c:04d}{FILE_ENDING}",
+                         f"channel {c} of case {case}")
         if len(files) != expected:
             raise UserError(f"{folder}: case {case} has {len(files)} channels, expected {expected}")
         scans.append(Scan(case, case, {f"{c:04d}": files[c] for c in range(expected)},

@@ -5,9 +5,7 @@ from pathlib import Path
 
 from mslesseg_nnunet.dataset_conversion.layouts import MSSEG2_CHANNELS, msseg2_scans
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers
-from mslesseg_nnunet.dataset_conversion.raw_dataset import (check_dataset_id, dataset_json,
-                                                            write_raw_dataset)
-from mslesseg_nnunet.folds import grouped_folds
+from mslesseg_nnunet.dataset_conversion.raw_dataset import check_dataset_id, write_grouped_dataset
 
 DESCRIPTION = ("MSSEG-2: new multiple sclerosis lesions between two FLAIR scans (MICCAI 2021), "
                "converted by mslesseg-nnunet from {src}; label source: {label}. Source: "
@@ -28,10 +26,8 @@ def convert_msseg2(src: Path, dataset_id: int, name: str = "MSSEG2", label: str 
     workers = check_workers(workers)
     folder = check_dataset_id(dataset_id, name, overwrite)
     train, test = msseg2_scans(src, label)
-    splits = grouped_folds({s.case_id: s.patient for s in train})
-    info = dataset_json(name, list(MSSEG2_CHANNELS), len(train), len(test),
-                        DESCRIPTION.format(src=Path(src).name, label=label),
-                        reference="https://github.com/Inria-Empenn/"
-                                  "lesion-segmentation-challenge-miccai21",
-                        source={"dataset": "MSSEG-2", "label": label})
-    return write_raw_dataset(folder, train, test, info, splits, workers, overwrite)
+    return write_grouped_dataset(folder, train, test, list(MSSEG2_CHANNELS),
+                                 DESCRIPTION.format(src=Path(src).name, label=label), workers,
+                                 overwrite, reference="https://github.com/Inria-Empenn/"
+                                                      "lesion-segmentation-challenge-miccai21",
+                                 source={"dataset": "MSSEG-2", "label": label})

@@ -14,7 +14,7 @@ from mslesseg_nnunet.atomic import atomic_file, atomic_dir
 from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, Scan, write_scan
 from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.folds import write_splits
+from mslesseg_nnunet.folds import grouped_folds, write_splits
 from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
 
 CASE_MAP = "case_map.json"
@@ -117,3 +117,14 @@ def write_raw_dataset(folder_name: str, train: list[Scan], test: list[Scan], inf
         write_json(tmp / CASE_MAP, {s.case_id: e for s, e in zip(train + test, entries)})
         write_splits(nnunet_dir("nnUNet_preprocessed") / folder_name / "splits_final.json", folds)
     return raw
+
+
+def write_grouped_dataset(folder_name: str, train: list[Scan], test: list[Scan],
+                          channels: list[str], description: str, workers: int, overwrite: bool,
+                          **extra) -> Path:
+    """``write_raw_dataset`` with 5 patient-grouped folds (``grouped_folds``) and a binary
+    lesion ``dataset.json`` (``extra``: more of its keys, e.g. reference, licence, source)."""
+    splits = grouped_folds({s.case_id: s.patient for s in train})
+    info = dataset_json(folder_name.split("_", 1)[1], channels, len(train), len(test),
+                        description, **extra)
+    return write_raw_dataset(folder_name, train, test, info, splits, workers, overwrite)

@@ -2,7 +2,9 @@
 
 - ``npz``: channel-wise reading of nnU-Net ``.npz`` files.
 - ``members``: prediction/validation/ensemble folders -> lesion probability.
-- ``fusion``: streamed weighted means per rule group.
+- ``fusion``: streamed weighted means (maximum, STAPLE) per rule group.
 - ``folder``: ensemble folders (fused probability, mask, ``ensemble.json``).
 - ``predict``: competition-style batch prediction with nnU-Net's predictor.
+- ``validation``: cross-validation predictions and references, loaded for tuning.
+- ``tuning``: ``mslesseg tune`` (rule, weights, grid, member selection).
 """

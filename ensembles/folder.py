@@ -19,11 +19,13 @@ from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import write_volume
 from mslesseg_nnunet.ensembles.fusion import fuse_case
 from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
-    Member, open_member
-from mslesseg_nnunet.postprocessing.params import PostprocessingParams
+    Member, member_model, model_key, open_member, tuned_choice
+from mslesseg_nnunet.ensembles.validation import model_cv_dice
+from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams, load_members
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
 
 SUBMISSION = "submission.zip"
+UNWEIGHTED_RULES = ("union", "staple")
 PACKAGES = ("mslesseg-nnunet", "nnunetv2", "torch", "numpy", "nibabel", "SimpleITK",
             "connected-components-3d", "scipy")
 
@@ -85,6 +87,13 @@ def check_members(members: Sequence[Member], weights: Sequence[float], rule: str
     """Raise UserError when the members cannot feed ``rule``."""
     groups = [group_of(m.kind, rule) for m, w in zip(members, weights) if w]
     check_groups(groups, rule)
+    check_rule_weights(weights, rule)
+
+
+def check_rule_weights(weights: Sequence[float], rule: str) -> None:
+    """The union and STAPLE rules take no weights (a weight of 0 still leaves a member out)."""
+    if rule in UNWEIGHTED_RULES and len({w for w in weights if w}) > 1:
+        raise UserError(f"--weights: the {rule} rule does not weight its members")
 
 
 def write_probability(path: Path, probability: np.ndarray) -> None:
@@ -173,8 +182,31 @@ def ensemble_members(members: Sequence[Member], out_dir: Path, params: Postproce
 
 
 def ensemble_folders(folders: Sequence[Path], out_dir: Path, params: PostprocessingParams,
-                     weights: Sequence[float] | None = None, overwrite: bool = False,
-                     threads: int = 2) -> dict:
-    """``mslesseg ensemble``: open prediction/ensemble folders and fuse them into ``out_dir``."""
+                     weights: Sequence[float] | str | None = None, overwrite: bool = False,
+                     threads: int = 2, params_path: Path | None = None) -> dict:
+    """``mslesseg ensemble``: open prediction/ensemble folders and fuse them into ``out_dir``.
+
+    ``weights``: one per folder, or "cv-dice" (each member's model's CV Dice). With
+    ``params_path`` naming chosen members (``mslesseg tune --select-members`` or
+    ``--weights cv-dice``), only those folders are fused, with the weights tuned.
+    """
     members = [open_member(Path(f)) for f in folders]
+    tuned = load_members(params_path) if params_path else None
+    if tuned is not None:
+        if weights is not None:
+            raise UserError(f"--weights: {params_path} already fixes the members and their weights")
+        keys = [model_key(m) if (m := member_model(x)) else None for x in members]
+        chosen, weights = tuned_choice(keys, [str(f) for f in folders], tuned, params_path)
+        members = [members[i] for i in chosen]
+    elif weights == CV_DICE:
+        weights = [member_cv_dice(m) for m in members]
     return ensemble_members(members, out_dir, params, weights, overwrite, threads)
+
+
+def member_cv_dice(member: Member) -> float:
+    """The CV Dice of the model behind ``member`` (its ``fold_K/validation`` outputs)."""
+    model = member_model(member)
+    if model is None or "model" not in model:
+        raise UserError(f"{member.folder}: --weights cv-dice needs a CV validation folder or a "
+                        "single-model `mslesseg predict` output")
+    return model_cv_dice(Path(model["model"]))

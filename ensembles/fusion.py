@@ -1,7 +1,8 @@
-"""Streamed fusion: members are read one after another into running weighted sums.
+"""Streamed fusion: members are read one after another into running accumulators.
 
 Memory holds one accumulator per group plus the few members being read in
-parallel threads, whatever the number of members.
+parallel threads, whatever the number of members (STAPLE alone keeps every
+member's uint8 mask: its estimate needs them all at once).
 """
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ import numpy as np
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.ensembles.members import Member
 from mslesseg_nnunet.postprocessing.rules import group_of
+from mslesseg_nnunet.postprocessing.staple import staple
+
+# STAPLE combines the members' own masks: lesion where a member's probability exceeds this.
+STAPLE_MEMBER_THRESHOLD = 0.5
 
 
 class RunningMean:
@@ -41,6 +46,55 @@ class RunningMean:
 
     def mean(self) -> np.ndarray:
         return (self.total / np.float32(self.weight)).astype(np.float32, copy=False)
+
+    value = mean
+
+
+class RunningMax:
+    """Voxelwise maximum (the union rule: max > t is the union of the masks at t)."""
+
+    def __init__(self):
+        self.total: np.ndarray | None = None
+
+    def add(self, array: np.ndarray, weight: float = 1.0) -> None:
+        array = np.asarray(array, dtype=np.float32)
+        self.total = array if self.total is None else np.maximum(self.total, array, out=self.total)
+
+    def value(self) -> np.ndarray:
+        return self.total
+
+
+class StapleVotes:
+    """Members' masks (probability > ``STAPLE_MEMBER_THRESHOLD``), fused by STAPLE at the end.
+
+    ``outside``: voxels cut away around the arrays (a cropped case) where every member
+    says background; STAPLE sees them, since its prior is taken over the whole volume.
+    """
+
+    def __init__(self, outside: int = 0):
+        self.masks: list[np.ndarray] = []
+        self.outside = outside
+
+    def add(self, array: np.ndarray, weight: float = 1.0) -> None:
+        self.masks.append(np.asarray(array) > STAPLE_MEMBER_THRESHOLD)
+
+    def value(self) -> np.ndarray:
+        shape = self.masks[0].shape
+        if not self.outside:
+            return staple(self.masks).probability.astype(np.float32)
+        # Voxels are independent given the global estimates: a flat row with the cut-away
+        # background appended gives the whole volume's result.
+        pad = np.zeros(self.outside, bool)
+        rows = [np.concatenate([m.ravel(), pad])[None] for m in self.masks]
+        probability = staple(rows).probability[0, :int(np.prod(shape))]
+        return np.ascontiguousarray(probability.reshape(shape), dtype=np.float32)
+
+
+def accumulator(rule: str, outside: int = 0):
+    """A fresh accumulator of member probabilities for ``rule``."""
+    if rule == "staple":
+        return StapleVotes(outside)
+    return RunningMax() if rule == "union" else RunningMean()
 
 
 @dataclass
@@ -75,8 +129,9 @@ def read_members(members: Sequence[Member], case: str, executor: Executor | None
 
 def fuse_case(members: Sequence[Member], weights: Sequence[float], case: str, rule: str,
               executor: Executor | None = None) -> CaseFusion:
-    """Weighted mean lesion probability per rule group for one case; shapes must agree."""
-    sums: dict[str, RunningMean] = {}
+    """Fused lesion probability per rule group for one case (weighted means, or the rule's
+    combination); shapes must agree."""
+    sums: dict = {}
     digests: list[str] = []
     shape = None
     for (member, array, digest), weight in zip(read_members(members, case, executor), weights):
@@ -87,5 +142,5 @@ def fuse_case(members: Sequence[Member], weights: Sequence[float], case: str, ru
                             f"{shape} in {first.npz_path(case)}")
         digests.append(digest)
         if weight:
-            sums.setdefault(group_of(member.kind, rule), RunningMean()).add(array, weight)
-    return CaseFusion({name: acc.mean() for name, acc in sums.items()}, digests)
+            sums.setdefault(group_of(member.kind, rule), accumulator(rule)).add(array, weight)
+    return CaseFusion({name: acc.value() for name, acc in sums.items()}, digests)

@@ -17,6 +17,7 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -162,6 +163,49 @@ def model_info(model_dir: Path) -> dict:
         return {"model": str(model_dir)}
     return {"dataset": model_dir.parent.name, "trainer": parts[0], "plans": parts[1],
             "configuration": parts[2]}
+
+
+def model_key(info: dict) -> str | None:
+    """``DatasetX/TRAINER__PLANS__CONFIG``: a trained model's identity in manifests and tuned
+    files (its folder when it is not named that way, None when unknown)."""
+    if all(k in info for k in ("dataset", "trainer", "plans", "configuration")):
+        return f"{info['dataset']}/{info['trainer']}__{info['plans']}__{info['configuration']}"
+    return info.get("model")
+
+
+def source_models(member: Member) -> list[dict]:
+    """The trained models behind a member, each with its folder under ``model``: one for a CV
+    validation folder, a prediction's members for a ``mslesseg predict`` output, else none."""
+    if "prediction" in member.info:
+        manifest = load_dataset_json(Path(member.info["prediction"]) / ENSEMBLE_MANIFEST)
+        return manifest.get("members", [])
+    if member.folder.parent.name.startswith("fold_") and "trainer" in member.info:
+        return [{**member.info, "model": str(member.folder.parent.parent)}]
+    return []
+
+
+def member_model(member: Member) -> dict | None:
+    """The one trained model behind ``member`` (see ``source_models``), else None."""
+    sources = source_models(member)
+    return sources[0] if len(sources) == 1 else None
+
+
+def tuned_choice(keys: Sequence[str | None], names: Sequence[str], tuned: list[dict],
+                 source: Path) -> tuple[list[int], list[float]]:
+    """Which inputs (by model key) are the members ``tuned`` names, and their weights.
+
+    Every tuned member must be among the inputs; inputs whose model is unknown are an error.
+    """
+    weights = {m["model"]: float(m.get("weight", 1.0)) for m in tuned}
+    for key, name in zip(keys, names):
+        if key is None:
+            raise UserError(f"{name}: cannot tell which trained model it comes from, so cannot "
+                            f"match it to the members chosen in {source}")
+    missing = sorted(set(weights) - set(keys))
+    if missing:
+        raise UserError(f"{source}: chosen member {missing[0]} is not among the given inputs")
+    chosen = [i for i, key in enumerate(keys) if key in weights]
+    return chosen, [weights[keys[i]] for i in chosen]
 
 
 def open_member(folder: Path, info: dict | None = None) -> Member:

@@ -1,7 +1,8 @@
 """Competition-style batch prediction: every fold of every model, fused, in the source's naming.
 
 Flow: check the models and the input folder; link the inputs into nnU-Net
-naming (``dataset_conversion.prepare_prediction_inputs``); run nnU-Net's
+naming (``dataset_conversion.prepare_prediction_inputs``; every channel some
+model needs, each model then reads its own); run nnU-Net's
 predictor per model over all requested folds with probabilities kept (into
 ``OUT/.work/``, reused when a run is resumed); fuse and postprocess case by
 case; write each mask with the source image's header (``write_back``); then
@@ -27,14 +28,15 @@ from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header
-from mslesseg_nnunet.ensembles.folder import check_shapes, ensemble_kind, manifest, write_manifest, \
-    write_probability, write_submission
+from mslesseg_nnunet.ensembles.folder import check_rule_weights, check_shapes, check_weights, \
+    ensemble_kind, manifest, write_manifest, write_probability, write_submission
 from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS, check_oracle, choose_blending, \
     oracle_label_files
 from mslesseg_nnunet.ensembles.fusion import fuse_case
 from mslesseg_nnunet.ensembles.members import ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
-    labelling_kind, model_info, open_member
-from mslesseg_nnunet.postprocessing.params import PostprocessingParams
+    labelling_kind, model_info, model_key, open_member, tuned_choice
+from mslesseg_nnunet.ensembles.validation import model_cv_dice
+from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams, load_members
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
 
 CHECKPOINT = "checkpoint_final.pth"
@@ -95,12 +97,30 @@ def open_model(model_dir: Path, folds: Sequence[str] | None, blending: str | Non
 
 
 def check_models(models: Sequence[Model], params: PostprocessingParams) -> None:
-    """Same input channels everywhere, and members the rule can use."""
-    for model in models[1:]:
-        if model.channels != models[0].channels:
-            raise UserError(f"{model.folder}: input channels {model.channels} differ from "
-                            f"{models[0].channels} of {models[0].folder}")
+    """Members the rule can use."""
     check_groups([group_of(m.kind, params.rule) for m in models], params.rule)
+
+
+def input_channels(models: Sequence[Model]) -> list[str]:
+    """Every channel some model needs, in order of first appearance (an nnU-Net input folder
+    is read in this order: the first model's channels, then the new ones of the next)."""
+    return list(dict.fromkeys(c for m in models for c in m.channels))
+
+
+def choose_models(models: list[Model], weights: Sequence[float] | str | None,
+                  params_path: Path | None) -> tuple[list[Model], list[float]]:
+    """The members to run and their weights: those chosen in ``params_path`` (with its
+    weights), else every model with ``weights`` (numbers, "cv-dice", or all 1)."""
+    tuned = load_members(params_path) if params_path else None
+    if tuned is not None:
+        if weights is not None:
+            raise UserError(f"--weights: {params_path} already fixes the members and their weights")
+        chosen, weights = tuned_choice([model_key(m.describe()) for m in models],
+                                       [str(m.folder) for m in models], tuned, params_path)
+        return [models[i] for i in chosen], weights
+    if weights == CV_DICE:
+        return models, [model_cv_dice(m.folder) for m in models]
+    return models, check_weights(weights, len(models))
 
 
 def default_params(models: Sequence[Model], params: PostprocessingParams | None) -> PostprocessingParams:
@@ -131,12 +151,12 @@ def prepare_output(out_dir: Path, content_key: dict, overwrite: bool) -> None:
 def run_key(content: dict) -> dict:
     """What must match for a rerun to resume a predict output: members and parameters."""
     return {"params": content.get("params"),
-            "members": [(m.get("model"), m.get("folds"), m.get("blending", "gaussian"))
+            "members": [(m.get("model"), m.get("folds"), m.get("weight", 1.0), m.get("blending", "gaussian"))
                         for m in content.get("members", [])]}
 
 
-def case_inputs(inputs_dir: Path, case: str, n_channels: int) -> list[str]:
-    return [str(inputs_dir / f"{case}_{c:04d}.nii.gz") for c in range(n_channels)]
+def case_inputs(inputs_dir: Path, case: str, channels: Sequence[int]) -> list[str]:
+    return [str(inputs_dir / f"{case}_{c:04d}.nii.gz") for c in channels]
 
 
 def make_predictor(model: Model, device: str | None, tta: bool):
@@ -160,12 +180,15 @@ def make_predictor(model: Model, device: str | None, tta: bool):
 
 
 def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: Path,
-              device: str | None, tta: bool, workers: int, labels: Sequence[str] | None = None) -> None:
+              device: str | None, tta: bool, workers: int, channels: Sequence[str],
+              labels: Sequence[str] | None = None) -> None:
     """Probabilities of ``cases`` by ``model`` into ``member_dir`` (cases already there are kept);
+    ``channels``: the names of the prepared input channels, of which the model takes its own;
     ``labels``: each case's ground truth, for the oracle blendings."""
     member_dir.mkdir(parents=True, exist_ok=True)
     predictor = make_predictor(model, device, tta)
-    lists = [case_inputs(inputs_dir, c, len(model.channels)) for c in cases]
+    own = [channels.index(c) for c in model.channels]
+    lists = [case_inputs(inputs_dir, c, own) for c in cases]
     outputs = [str(member_dir / c) for c in cases]
     if model.blending in ORACLE_BLENDINGS:
         predictor.predict_files_with_labels(lists, labels, outputs)
@@ -179,9 +202,9 @@ def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: 
 
 
 def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: PostprocessingParams,
-                   save_probabilities: bool, pool) -> list[str]:
+                   save_probabilities: bool, pool, weights: Sequence[float]) -> list[str]:
     """Fuse one case, write its mask in the source's naming (and probability); return digests."""
-    fusion = fuse_case(members, [1.0] * len(members), case, params.rule, pool)
+    fusion = fuse_case(members, weights, case, params.rule, pool)
     spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
     mask = segment(fusion.groups, params, spacing)
     if save_probabilities:
@@ -194,20 +217,28 @@ def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: Postp
 def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
                    folds: Sequence[str] | None = None, params: PostprocessingParams | None = None,
                    device: str | None = None, save_probabilities: bool = False, tta: bool = True,
-                   overwrite: bool = False, workers: int = 2, blending: str | None = None,
+                   overwrite: bool = False, workers: int = 2,
+                   weights: Sequence[float] | str | None = None,
+                   params_path: Path | None = None, blending: str | None = None,
                    oracle_gt: Path | None = None) -> dict:
-    """``mslesseg predict``; returns the manifest written to ``OUT/ensemble.json``."""
+    """``mslesseg predict``; returns the manifest written to ``OUT/ensemble.json``.
+
+    ``weights``/``params_path``: see ``choose_models``; ``blending``: every model's
+    sliding-window blending (None: each its own); ``oracle_gt``: ground truth for the oracles."""
     out_dir = Path(out_dir)
-    models = [open_model(Path(d), folds, blending) for d in model_dirs]
+    models, weights = choose_models([open_model(Path(d), folds, blending) for d in model_dirs],
+                                    weights, params_path)
     check_oracle([m.blending for m in models], oracle_gt)
     params = default_params(models, params)
     check_models(models, params)
-    descriptions = [{**m.describe(), "kind": m.kind, "weight": 1.0} for m in models]
-    key = {"params": params.to_dict(), "members": [(d["model"], d["folds"]) for d in descriptions]}
+    check_rule_weights(weights, params.rule)
+    descriptions = [{**m.describe(), "kind": m.kind, "weight": w} for m, w in zip(models, weights)]
+    key = run_key({"params": params.to_dict(), "members": descriptions})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mslesseg-inputs-", dir=out_dir.parent) as scratch:
         inputs_dir = Path(scratch) / "inputs"
-        case_map = prepare_prediction_inputs(Path(src), inputs_dir, models[0].channels)
+        channels = input_channels(models)
+        case_map = prepare_prediction_inputs(Path(src), inputs_dir, channels)
         labels = oracle_label_files(oracle_gt, sorted(case_map)) if oracle_gt is not None else {}
         prepare_output(out_dir, key, overwrite)
         todo = [c for c in sorted(case_map) if not (out_dir / case_map[c]["output"]).is_file()]
@@ -215,7 +246,7 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
         member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
         if todo:
             for model, member_dir in zip(models, member_dirs):
-                run_model(model, todo, inputs_dir, member_dir, device, tta, workers,
+                run_model(model, todo, inputs_dir, member_dir, device, tta, workers, channels,
                           [labels.get(c) for c in todo])
     return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
                   save_probabilities)
@@ -232,7 +263,8 @@ def finish(out_dir: Path, models, member_dirs, descriptions, case_map: dict, tod
         with ThreadPoolExecutor(2) as pool:
             for case in tqdm(todo, desc="fuse", unit="case"):
                 inputs[case] = fuse_and_write(members, case, case_map[case], out_dir, params,
-                                              save_probabilities, pool)
+                                              save_probabilities, pool,
+                                              [d["weight"] for d in descriptions])
     outputs = {c: case_map[c]["output"] for c in sorted(case_map)}
     content = {**manifest(ensemble_kind(m.kind for m in models), descriptions, params, inputs),
                "cases": outputs}

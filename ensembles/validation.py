@@ -1,9 +1,9 @@
 """Cross-validation predictions of trained models, loaded once for parameter tuning.
 
 A model folder ``.../DatasetX/TRAINER__PLANS__CONFIG`` holds
-``fold_K/validation/{case}.npz`` (``nnUNetv2_train ... --npz``). Models are
-grouped by labelling (binary / msl / dbl) and averaged per case within a group;
-cases are paired across datasets by case id. The reference is the dataset's
+``fold_K/validation/{case}.npz`` (``nnUNetv2_train ... --npz``). Every model's
+probability of a case is kept (cropped) so that any rule, weighting or subset
+of the models can be fused from it; cases are paired across datasets by case id. The reference is the dataset's
 ``gt_segmentations`` (or raw ``labelsTr``), collapsed with ``lesion_labels``.
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ from tqdm import tqdm
 from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_volume
-from mslesseg_nnunet.ensembles.fusion import RunningMean
+from mslesseg_nnunet.ensembles.fusion import STAPLE_MEMBER_THRESHOLD, RunningMean, accumulator
 from mslesseg_nnunet.ensembles.members import Member, labelling_kind, model_info, open_member
-from mslesseg_nnunet.postprocessing.search import TuneCase
+from mslesseg_nnunet.postprocessing.rules import group_of
+from mslesseg_nnunet.postprocessing.search import TuneCase, dice
 
 
 @dataclass
@@ -117,34 +118,72 @@ def model_probability(model: ValidationModel, case: str) -> np.ndarray:
     return acc.mean()
 
 
-def load_case(models: Sequence[ValidationModel], case: str, rule: str,
-              min_threshold: float) -> TuneCase:
-    """Group means and reference of one case, cropped to where any setting can put lesion."""
-    sums: dict[str, RunningMean] = {}
-    for model in models:
-        sums.setdefault(model.kind if rule == "madseg" else "all", RunningMean()).add(
-            model_probability(model, case))
-    groups = {name: acc.mean() for name, acc in sums.items()}
-    ref_path = reference_path(models[0].folder, case)
+def read_reference(model: ValidationModel, case: str, shape: tuple[int, ...]):
+    """The lesion mask of ``case`` (bool) and its spacing; its shape must be ``shape``."""
+    ref_path = reference_path(model.folder, case)
     ref = read_volume(ref_path)
-    shape = next(iter(groups.values())).shape
     if ref.data.shape != shape:
         raise UserError(f"{ref_path}: shape {ref.data.shape} differs from the predicted {shape}")
-    reference = np.isin(ref.data, models[0].lesion_labels)
-    # Every setting's mask lies where some group exceeds the lowest threshold tried.
-    box = bounding_box(reference | (np.maximum.reduce(list(groups.values())) >= min_threshold - 1e-6))
-    return TuneCase(case, {k: np.ascontiguousarray(v[box]) for k, v in groups.items()},
-                    np.ascontiguousarray(reference[box]), ref.spacing)
+    return np.isin(ref.data, model.lesion_labels), ref.spacing
 
 
-def load_validation(model_dirs: Sequence[Path], folds: Sequence[int] | None,
-                    min_threshold: float) -> tuple[list[ValidationModel], str, list[TuneCase]]:
-    """Open the models, choose the rule and load every common case once."""
+@dataclass
+class CaseModels:
+    """One CV case: every model's lesion probability and the reference, cropped alike;
+    ``outside`` voxels were cut away (no model reaches any threshold tried there)."""
+
+    case: str
+    probabilities: list[np.ndarray]
+    reference: np.ndarray
+    spacing: tuple[float, ...]
+    outside: int
+
+    def fuse(self, kinds: Sequence[str], rule: str, subset: Sequence[int],
+             weights: Sequence[float]) -> TuneCase:
+        """The ``TuneCase`` of the ensemble of the models ``subset`` under ``rule``."""
+        sums: dict = {}
+        for i in subset:
+            sums.setdefault(group_of(kinds[i], rule), accumulator(rule, self.outside)).add(
+                self.probabilities[i], weights[i])
+        return TuneCase(self.case, {k: acc.value() for k, acc in sums.items()}, self.reference,
+                        self.spacing)
+
+
+def load_case(models: Sequence[ValidationModel], case: str, min_threshold: float) -> CaseModels:
+    """Every model's probability of one case and its reference, cropped to where a model
+    reaches ``min_threshold`` or the STAPLE member threshold, or the reference has lesion."""
+    probabilities = [model_probability(m, case) for m in models]
+    reference, spacing = read_reference(models[0], case, probabilities[0].shape)
+    low = min(min_threshold, STAPLE_MEMBER_THRESHOLD)
+    # Every rule's map lies below the maximum, so every setting's mask lies in the box.
+    box = bounding_box(reference | (np.maximum.reduce(probabilities) >= low - 1e-6))
+    cropped = [np.ascontiguousarray(p[box]) for p in probabilities]
+    return CaseModels(case, cropped, np.ascontiguousarray(reference[box]), spacing,
+                      reference.size - cropped[0].size)
+
+
+def cv_dice(probabilities: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
+    """Mean per-case Dice of one model's CV masks (probability > 0.5; cases where both masks
+    are empty left out); 0 when no case defines it."""
+    scores = [dice(p > STAPLE_MEMBER_THRESHOLD, r) for p, r in zip(probabilities, references)]
+    defined = [s for s in scores if not np.isnan(s)]
+    return float(np.mean(defined)) if defined else 0.0
+
+
+def model_cv_dice(model_dir: Path, folds: Sequence[int] | None = None) -> float:
+    """``cv_dice`` of a trained model from its ``fold_K/validation`` probabilities."""
+    model = open_model(Path(model_dir), folds)
+    cases = sorted(model.cases)
+    probabilities = [model_probability(model, c) for c in tqdm(cases, desc="cv dice", unit="case")]
+    return cv_dice(probabilities, [read_reference(model, c, p.shape)[0]
+                                   for c, p in zip(cases, probabilities)])
+
+
+def open_validation(model_dirs: Sequence[Path],
+                    folds: Sequence[int] | None) -> tuple[list[ValidationModel], list[str]]:
+    """Open the models and list their common cases (checking every reference is there)."""
     models = [open_model(Path(d), folds) for d in model_dirs]
-    rule = tune_rule(models)
     cases = common_validation_cases(models)
     for case in cases:  # fail before the long load when a reference is missing
         reference_path(models[0].folder, case)
-    loaded = [load_case(models, case, rule, min_threshold)
-              for case in tqdm(cases, desc="load", unit="case")]
-    return models, rule, loaded
+    return models, cases

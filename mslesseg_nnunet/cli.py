@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "status",
     "demo",
     "report",
+    "consensus",
 ]
 
 

@@ -50,7 +50,10 @@ class FocalLoss(nn.Module):
         if valid is not None:
             target = torch.where(valid, target, 0)
         log_p = torch.log_softmax(logits.float(), dim=1).gather(1, target[:, None])[:, 0]
-        loss = -((1.0 - log_p.exp()) ** self.gamma) * log_p
+        # At p_t = 1, (1 - p_t) ** gamma has an infinite derivative for gamma < 1: clamping
+        # (zero gradient below the floor) keeps saturated voxels' gradients at their limit, 0.
+        one_minus_p = (1.0 - log_p.exp()).clamp_min(torch.finfo(torch.float32).tiny)
+        loss = -(one_minus_p ** self.gamma) * log_p
         if self.alpha is not None:
             loss = loss * self._class_weights(logits.shape[1], logits.device)[target]
         if valid is None:

@@ -12,7 +12,8 @@ from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
 from mslesseg_nnunet.postprocessing.threshold import check_probability
 
-RULES = ("mean", "madseg")
+RULES = ("mean", "madseg", "union", "staple")
+CV_DICE = "cv-dice"  # --weights: each model's mean CV Dice (MSUniCaTeam)
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class PostprocessingParams:
 
     Attributes
     ----------
-    rule : "mean" (weighted mean of all members) or "madseg" (MSL/DBL fusion).
+    rule : "mean" (weighted mean of all members), "madseg" (MSL/DBL fusion), "union"
+        (voxelwise maximum: the union of the members' masks at ``threshold``) or "staple"
+        (STAPLE probability of the members' masks, each member's probability > 0.5).
     threshold : lesion where the (fused) probability is strictly above this.
     min_size : components smaller than this (in ``size_unit``) are removed; 0 keeps all.
     size_unit : "voxels" or "mm3", for ``min_size`` and ``volume_threshold``.
@@ -75,6 +78,28 @@ class PostprocessingParams:
 
 def load_params(path: Path) -> PostprocessingParams:
     """Read parameters from ``tuned.json`` (``{"params": {...}, ...}``) or a flat JSON dict."""
+    data = read_json_object(path)
+    params = data.get("params", data)
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: 'params' must be a JSON object")
+    return PostprocessingParams.from_dict(params, source=str(path))
+
+
+def load_members(path: Path) -> list[dict] | None:
+    """The members chosen by ``mslesseg tune`` (``{"model": key, "weight": w}`` each), or None
+    when ``path`` names none (every given member is used)."""
+    members = read_json_object(path).get("members")
+    if members is None:
+        return None
+    if not isinstance(members, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("model"), str)
+            and isinstance(m.get("weight", 1.0), (int, float)) for m in members):
+        raise UserError(f"{path}: 'members' must be a list of {{\"model\": ..., \"weight\": ...}}")
+    return members
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object from ``path``; UserError naming the file otherwise."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -84,10 +109,7 @@ def load_params(path: Path) -> PostprocessingParams:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object")
-    params = data.get("params", data)
-    if not isinstance(params, dict):
-        raise UserError(f"{path}: 'params' must be a JSON object")
-    return PostprocessingParams.from_dict(params, source=str(path))
+    return data
 
 
 def save_params(path: Path, params: PostprocessingParams, **extra) -> None:

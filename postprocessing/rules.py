@@ -1,7 +1,8 @@
 """Apply a fusion rule and the postprocessing chain to per-group probability maps.
 
-Groups are the member probability means that a rule needs: one group
-``"all"`` for the weighted mean, groups ``"msl"`` and ``"dbl"`` for MadSeg.
+Groups are the fused member probabilities that a rule needs: one group
+``"all"`` for the weighted mean, the union (maximum) and STAPLE, groups
+``"msl"`` and ``"dbl"`` (means) for MadSeg.
 ``Segmenter`` caches the fused maps and their thresholded components, so
 that many parameter settings of one case (the grid search) share the work.
 """

@@ -1,6 +1,7 @@
 """Helpers shared by the evaluation tests: writing small masks in the real layouts."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +34,8 @@ def blobs(shape, centres, radius, rng=None) -> np.ndarray:
     if rng is not None:
         mask ^= rng.random(shape) > 0.995
     return mask
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of stderr that carry an error (progress bars are redrawn with \\r)."""
+    return [part for part in re.split(r"[\r\n]", stderr) if "error:" in part]

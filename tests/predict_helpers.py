@@ -65,6 +65,19 @@ def make_models(tiny: TinyNnunet, labellings=("binary", "msl", "dbl")) -> dict[s
     return models
 
 
+def flair_only_model(tiny: TinyNnunet, like: Path) -> Path:
+    """A FLAIR-only twin of the model folder ``like`` (one input channel, random weights) in
+    ``$nnUNet_results/Dataset904_TinyFlair``."""
+    model = Path(tiny.env["nnUNet_results"]) / "Dataset904_TinyFlair" / like.name
+    (model / "fold_0").mkdir(parents=True)
+    shutil.copy(like / "plans.json", model / "plans.json")
+    dataset = {**json.loads((like / "dataset.json").read_text()), "channel_names": {"0": "FLAIR"}}
+    (model / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    subprocess.run([sys.executable, "-c", _SAVE_CHECKPOINTS, str(model)], env=tiny.env, check=True,
+                   capture_output=True, timeout=600)
+    return model
+
+
 def mslesseg_test_folder(tiny: TinyNnunet, root: Path, n_cases: int = 2) -> Path:
     """An MSLesSeg-style test folder ``P{n}/P{n}_{FLAIR,T1}.nii.gz`` from the tiny images,
     with an LAS affine and qform/sform code 4 like the real scans."""

@@ -94,6 +94,23 @@ def test_madseg_dry_run_lists_50_trainings(tmp_path, run_cli):
     assert "#SBATCH --gres=gpu:1" in slurm and "#SBATCH --time=2-00:00:00" in slurm
 
 
+def test_fusion_choices_reach_tune_and_ensemble(tmp_path):
+    """STAPLE with member selection and the F1 objective go to `mslesseg tune`, which fixes
+    the members for the ensemble; cv-dice weights without tuning go to `mslesseg ensemble`."""
+    staple = load_experiment(_recipe(tmp_path, "msseg2", lambda t: t.replace(
+        'rule = "mean"', 'rule = "staple"').replace(
+        '[tuning.grid]', 'objective = "f1"\nselect_members = true\n[tuning.grid]')), check_paths=False)
+    graph = build_graph(staple)
+    tune = " ".join(graph["tune"].argv)
+    assert "--objective f1 --select-members --rule staple" in tune and "--weights" not in tune
+    assert graph["ensemble"].argv[-2:] == ("--params", str(staple.workdir / "tune" / "tuned.json"))
+    untuned = load_experiment(_recipe(tmp_path, "msseg2", lambda t: re.sub(
+        r"\[tuning\].*?\[ensemble\]", '[ensemble]\nweights = "cv-dice"', t, flags=re.S)),
+        check_paths=False)
+    ens = build_graph(untuned)["ensemble"].argv
+    assert ens[-2:] == ("--weights", "cv-dice") and "--params" not in ens
+
+
 BAD_FILES = [
     # (edit of the madseg recipe, key named in the message, words of the message)
     (lambda t: t.replace('"nnUNetTrainerMSCSA",', '"nnUNetTrainerMSCSA", "Foo",'),
@@ -127,6 +144,10 @@ BAD_FILES = [
      "[ensemble] members[0]", "not in [training] trainers"),
     (lambda t: t.replace('kind = "dbl"', 'kind = "msl"').replace("distance2 = 4.5", ""),
      "[ensemble] rule", "exactly one msl and one dbl"),
+    (lambda t: t.replace('rule = "madseg"', 'rule = "union"\nweights = "cv-dice"'),
+     "[ensemble] weights", "does not weight its members"),
+    (lambda t: t.replace('protocol = "mslesseg"', 'protocol = "mslesseg"\nobjective = "rank"', 1),
+     "[tuning] objective", "'rank' is not one of 'dice'"),
 ]
 
 

@@ -120,3 +120,18 @@ def test_trainer_rejects_regions():
     trainer.label_manager = FakeLabels()
     with pytest.raises(ValueError, match="regions"):
         trainer._build_loss()
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+def test_focal_gradients_finite_when_probability_saturates(gamma):
+    """0 < gamma < 1: d(1 - p)^gamma / dp is infinite at p = 1; saturated voxels must give 0, not NaN."""
+    logits = torch.tensor([[[80.0, -80.0, 0.3], [-80.0, 80.0, -0.2]]], requires_grad=True)  # (1, 2, 3)
+    target = torch.tensor([[0, 1, 1]])
+    FocalLoss(gamma=gamma)(logits, target).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert torch.all(logits.grad[..., :2] == 0)  # saturated and correct: no gradient
+    # the unsaturated voxel's gradient equals the hand-derived one (autograd on the formula, p < 1)
+    x = logits.detach()[..., 2].clone().requires_grad_()
+    log_p = torch.log_softmax(x, dim=1)[0, 1]
+    (-((1 - log_p.exp()) ** gamma) * log_p / 3).backward()
+    assert torch.allclose(logits.grad[..., 2], x.grad, atol=1e-7)

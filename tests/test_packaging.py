@@ -42,3 +42,23 @@ def test_generic_folder_names_are_not_top_level_packages():
 
     for folder in ("trainers", "postprocessing", "ensembles", "dataset_conversion"):
         assert importlib.util.find_spec(folder) is None, folder
+
+
+def test_declared_python_has_every_stdlib_module_we_import():
+    """requires-python must admit only interpreters that have the stdlib modules our sources import."""
+    import ast
+    import re
+    import tomllib
+
+    added_in = {"tomllib": (3, 11), "graphlib": (3, 9), "zoneinfo": (3, 9)}
+    spec = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    declared = tuple(int(v) for v in re.fullmatch(r">=\s*(\d+)\.(\d+)", spec).groups())
+    for folder in MAPPED:
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                for name in names:
+                    needed = added_in.get(name.split(".")[0])
+                    assert needed is None or needed <= declared, \
+                        f"{path.relative_to(REPO)} imports {name} (Python {needed}), pyproject admits {spec}"

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from predict_helpers import make_models, mslesseg_test_folder, plan_tiny_datasets
+from predict_helpers import flair_only_model, make_models, mslesseg_test_folder, plan_tiny_datasets
 from tiny_nnunet import run_tool
 
 pytestmark = pytest.mark.slow
@@ -119,8 +119,43 @@ def test_binary_model_matches_nnunetv2_predict(setup, tmp_path):
         assert prob.shape == ours.shape
 
 
+def test_models_with_different_channels(setup, tmp_path, run_cli):
+    """BeckLab: the union of a FLAIR-only and a FLAIR+T1 model. Each reads its own channels:
+    the joint run equals the two single runs; a FLAIR-only input serves the FLAIR-only model
+    alone and is refused for the pair, naming the missing channel."""
+    tiny, models, test_dir = setup
+    flair = flair_only_model(tiny, models["binary"])
+    one, flair_dir = tmp_path / "one" / "P54", tmp_path / "flair_input" / "P54"  # one case: quick
+    for folder, modalities in ((one, ("FLAIR", "T1")), (flair_dir, ("FLAIR",))):
+        folder.mkdir(parents=True)
+        for modality in modalities:
+            (folder / f"P54_{modality}.nii.gz").symlink_to(test_dir / "P54" / f"P54_{modality}.nii.gz")
+    one, flair_dir = one.parent, flair_dir.parent
+    # The pair as `tune --select-members --rule union` would leave it: the MSL model is not run.
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"params": {"rule": "union"}, "members": [
+        {"model": f"{m.parent.name}/{m.name}", "weight": 1.0} for m in (flair, models["binary"])]}))
+    runs = {"flair": (flair_dir, [flair]), "binary": (one, [models["binary"]]),
+            "both": (one, [flair, models["binary"], models["msl"], "--params", tuned])}
+    for name, (src, args) in runs.items():
+        predict(tiny, "-i", src, "-o", tmp_path / name, "--save-probabilities", "--models", *args)
+    manifest = json.loads((tmp_path / "both" / "ensemble.json").read_text())
+    assert [m["model"] for m in manifest["members"]] == [str(flair), str(models["binary"])]
+    cases = manifest["cases"]
+    for case, mask in cases.items():
+        single = {n: np.asarray(nib.load(tmp_path / n / mask).dataobj) for n in ("flair", "binary")}
+        np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "both" / mask).dataobj),
+                                      single["flair"] | single["binary"])
+        prob = {n: np.load(tmp_path / n / "probabilities" / f"{case}.npz")["probability"]
+                for n in runs}
+        np.testing.assert_allclose(prob["both"], np.maximum(prob["flair"], prob["binary"]), atol=1e-6)
+    proc = run_cli("predict", "-i", flair_dir, "-o", tmp_path / "refused", "--models", flair,
+                   models["binary"], "--device", "cpu", env=tiny.env, check=False)
+    assert proc.returncode == 2 and "missing T1 modality" in proc.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("case", ["missing_fold", "missing_checkpoint", "missing_modality",
-                                  "incompatible_rule"])
+                                  "incompatible_rule", "unknown_member"])
 def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
     tiny, models, test_dir = setup
     model_args = ["--models", models["msl"], models["dbl"]]
@@ -144,11 +179,16 @@ def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
                 if image.name != "P55_T1.nii.gz":
                     (src / patient.name / image.name).symlink_to(image)
         match = "T1"
-    else:
+    elif case == "incompatible_rule":
         params = tmp_path / "tuned.json"
         params.write_text(json.dumps({"params": {"rule": "madseg"}}))
         model_args = ["--models", models["binary"], "--params", params]
         match = "msl or dbl"
+    else:
+        params = tmp_path / "tuned.json"
+        params.write_text(json.dumps({"params": {}, "members": [{"model": "Dataset9_X/T__P__C"}]}))
+        model_args += ["--params", params]
+        match = "chosen member Dataset9_X/T__P__C is not among the given inputs"
     out = tmp_path / "out"
     proc = run_cli("predict", "-i", src, "-o", out, *model_args, "--device", "cpu",
                    "--workers", "0", env=tiny.env, check=False)

@@ -102,7 +102,7 @@ def test_tune_msseg2_lesion_f1_in_mm3(tmp_path, run_cli):
                                    {0: {"013": class_probabilities(zyx(p), "binary")}})
     write_labels(root / "nnUNet_raw" / "Dataset201_MSSEG2" / "labelsTr", {"013": gt})
     out = tmp_path / "tuned.json"
-    run_cli("tune", "--models", model, "--protocol", "msseg2", "-o", out,
+    run_cli("tune", "--models", model, "--protocol", "msseg2", "--objective", "f1", "-o", out,
             "--thresholds", "0.5", "0.7", "--min-sizes", "0", "10")
     tuned = json.loads(out.read_text())
     assert tuned["metric"] == "lesion_f1" and tuned["score"] == 1.0

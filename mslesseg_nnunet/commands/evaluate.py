@@ -22,10 +22,13 @@ def register(subparsers) -> None:
     p.add_argument("gt", type=Path, metavar="GT", help="folder of reference masks")
     p.add_argument("--protocol", choices=["mslesseg", "msseg2"], required=True,
                    help="mslesseg: Dice, TPR, PPV, LTPR, LFPR, AVD, ASSD, HD95; "
-                        "msseg2: animaSegPerfAnalyzer's Dice and lesion detection F1")
+                        "msseg2: animaSegPerfAnalyzer's Dice and lesion detection F1; both "
+                        "also IoU, specificity, AVD %%, distances in voxels, FDR and detection "
+                        "by lesion size (docs/evaluation.md)")
     p.add_argument("-o", "--output", type=Path, required=True, help="per-case metrics CSV")
     p.add_argument("--summary", type=Path, default=None,
-                   help="summary JSON (mean, std, median, count per metric)")
+                   help="summary JSON (mean, std, median, count, q25, q75 per metric, and "
+                        "the conventions used)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--missing-as-empty", action="store_true",
                    help="score reference cases without a prediction as empty predictions")
@@ -36,6 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=None, help="msseg2 only (default 0.1)")
     p.add_argument("--beta", type=float, default=None, help="msseg2 only (default 0.7)")
     p.add_argument("--gamma", type=float, default=None, help="msseg2 only (default 0.65)")
+    p.add_argument("--size-bins", choices=["msl", "cib"], default="msl",
+                   help="lesion size classes of the per-size detection columns: msl (default; "
+                        "small < 100 <= medium < 1000 <= large voxels, as `relabel msl`) or "
+                        "cib (seed 003: medium < 50 <= large voxels)")
+    p.add_argument("--empty-dice", choices=["nan", "one-zero"], default="nan",
+                   help="Dice and IoU on an empty reference: nan (default, undefined) or "
+                        "one-zero (1 when both masks are empty, 0 when only the reference is)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -43,13 +53,14 @@ def register(subparsers) -> None:
 def protocol_options(args) -> dict:
     """The keyword options of the chosen protocol's score_case, validated."""
     anima_given = [flag for flag, _, _ in ANIMA_OPTIONS if getattr(args, flag) is not None]
+    scoring = {"size_bins": args.size_bins, "empty_dice": args.empty_dice}
     if args.protocol == "mslesseg":
         if anima_given:
             raise UserError(f"--{anima_given[0].replace('_', '-')}: only for --protocol msseg2")
-        return {"connectivity": check_connectivity(args.connectivity or 26)}
+        return {"connectivity": check_connectivity(args.connectivity or 26), **scoring}
     if args.connectivity is not None:
         raise UserError("--connectivity: the msseg2 protocol always uses 6-connectivity (Anima)")
-    options = {}
+    options = dict(scoring)
     for flag, key, default in ANIMA_OPTIONS:
         value = getattr(args, flag)
         options[key] = default if value is None else value
@@ -74,7 +85,7 @@ def run(args) -> int:
     rows = evaluate_folders(args.pred, args.gt, args.protocol, options, workers=args.workers,
                             missing_as_empty=args.missing_as_empty)
     summary = summary_document(rows, args.protocol, options)
-    write_csv(args.output, rows, columns(args.protocol))
+    write_csv(args.output, rows, columns(args.protocol, options))
     if args.summary is not None:
         write_json(args.summary, summary)
     print(_headline(summary, args.output))

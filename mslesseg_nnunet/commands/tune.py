@@ -7,11 +7,11 @@ import numpy as np
 
 from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import CONNECTIVITIES
+from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
-from mslesseg_nnunet.postprocessing.params import PostprocessingParams, save_params
-from mslesseg_nnunet.postprocessing.search import (SCORES, best_setting, grid_settings,
-                                                   score_settings, write_table)
+from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, save_params
+from mslesseg_nnunet.postprocessing.search import OBJECTIVES
 
 PROB_STEPS = [round(float(v), 2) for v in np.arange(0.5, 1.0001, 0.05)]
 # Defaults per rule and protocol (METHODS.md: MadSeg's grid; MSSEG-2 nnU-Net recipe).
@@ -20,6 +20,7 @@ DEFAULT_GRIDS = {
                "prob_threshold": PROB_STEPS, "volume_threshold": [1000.0]},
     "mean": {"threshold": [0.3, 0.4, 0.5, 0.6], "min_size": [0.0, 3.0, 5.0, 10.0]},
 }
+DEFAULT_GRIDS["union"] = DEFAULT_GRIDS["staple"] = DEFAULT_GRIDS["mean"]
 PROTOCOL_DEFAULTS = {"mslesseg": {"size_unit": "voxels", "connectivity": 6},
                      "msseg2": {"size_unit": "mm3", "connectivity": 26}}
 GRID_OPTIONS = {"threshold": "--thresholds", "min_size": "--min-sizes", "mix": "--mixes",
@@ -32,14 +33,30 @@ def register(subparsers) -> None:
         description="Load the cross-validation predictions (fold_K/validation/*.npz, written by "
                     "nnUNetv2_train --npz) of the given models once, pair MSL/DBL/binary datasets "
                     "by case id, and score every parameter setting (mean per-case Dice for "
-                    "mslesseg, lesion F1 for msseg2). MSL+DBL models are tuned with the MadSeg "
-                    "rule, anything else with the mean rule.")
+                    "mslesseg; for msseg2 the challenge's criteria by mean rank, or lesion F1). "
+                    "MSL+DBL models are tuned with the MadSeg rule, anything else with the mean "
+                    "rule, unless --rule says otherwise. --select-members also searches the "
+                    "subset of models whose ensemble scores best.")
     p.add_argument("--models", nargs="+", type=Path, required=True, metavar="MODEL_DIR",
                    help="nnU-Net model folders DatasetX/TRAINER__PLANS__CONFIG")
     p.add_argument("--folds", nargs="+", type=int, default=None,
                    help="folds to use (default: every fold_K with a validation folder)")
-    p.add_argument("--protocol", choices=sorted(SCORES), required=True,
-                   help="mslesseg: maximise mean Dice; msseg2: maximise mean lesion F1")
+    p.add_argument("--protocol", choices=sorted(OBJECTIVES), required=True,
+                   help="mslesseg: maximise mean Dice; msseg2: see --objective")
+    p.add_argument("--objective", choices=sorted({o for v in OBJECTIVES.values() for o in v}),
+                   default=None,
+                   help="msseg2: rank (default; lesion F1 and Dice on patients with lesions, nFP "
+                        "and VFP on lesion-free ones, each ranked over the settings, mean rank "
+                        "wins) or f1 (mean lesion F1 only); mslesseg: dice")
+    p.add_argument("--rule", choices=RULES, default=None,
+                   help="fusion rule to tune (default: madseg for MSL+DBL models, else mean)")
+    p.add_argument("--weights", choices=(CV_DICE,), default=None,
+                   help="cv-dice: weight each model by its mean CV Dice (default: equal weights)")
+    p.add_argument("--select-members", action="store_true",
+                   help="also choose the subset of --models whose ensemble scores best")
+    p.add_argument("--exhaustive-up-to", type=int, default=6, metavar="N",
+                   help="--select-members tries every subset of up to N models, greedy forward "
+                        "selection beyond (default 6)")
     p.add_argument("-o", "--output", type=Path, required=True, help="tuned.json to write")
     p.add_argument("--table", type=Path, default=None,
                    help="CSV of every setting and its scores (default: OUTPUT with .csv)")
@@ -60,26 +77,34 @@ def grid_from_args(args, rule: str) -> dict[str, list[float]]:
     return {field: getattr(args, field) or values for field, values in DEFAULT_GRIDS[rule].items()}
 
 
+def objective_for(protocol: str, name: str | None):
+    """The protocol's objective named ``name`` (default: the protocol's first)."""
+    choices = OBJECTIVES[protocol]
+    if name is None:
+        return next(iter(choices.values()))
+    if name not in choices:
+        raise UserError(f"--objective: {protocol} offers {', '.join(choices)}, got {name!r}")
+    return choices[name]
+
+
 def run(args) -> int:
-    from mslesseg_nnunet.ensembles.validation import load_validation
+    from mslesseg_nnunet.ensembles.tuning import tune
 
     apply_nnunet_environment()
     table_path = args.table or args.output.with_suffix(".csv")
     for path in (args.output, table_path):
         check_can_write(path, args.overwrite)
-    # The rule is known only once the models are open: crop for the lowest threshold of any grid.
+    objective = objective_for(args.protocol, args.objective)
+    # The rule may be known only once the models are open: crop for the lowest threshold of any grid.
     min_threshold = min(args.threshold or [min(g["threshold"]) for g in DEFAULT_GRIDS.values()])
-    models, rule, cases = load_validation(args.models, args.folds, min_threshold)
     defaults = PROTOCOL_DEFAULTS[args.protocol]
-    base = PostprocessingParams(rule=rule, size_unit=args.size_unit or defaults["size_unit"],
+    base = PostprocessingParams(size_unit=args.size_unit or defaults["size_unit"],
                                 connectivity=args.connectivity or defaults["connectivity"])
-    settings = grid_settings(base, grid_from_args(args, rule))
-    metric, score = SCORES[args.protocol]
-    table = score_settings(cases, settings, score)
-    best, value = best_setting(settings, table)
-    write_table(table_path, settings, table, [c.case for c in cases], metric)
-    save_params(args.output, settings[best], score=value, metric=metric, protocol=args.protocol,
-                n_cases=len(cases), n_settings=len(settings), table=str(table_path),
-                models=[m.describe() for m in models])
-    print(f"best mean {metric} {value:.4f} with {settings[best].to_dict()}; wrote {args.output}")
+    result = tune(args.models, args.folds, base, args.rule, lambda rule: grid_from_args(args, rule),
+                  objective, min_threshold, table_path, args.weights, args.select_members,
+                  args.exhaustive_up_to)
+    save_params(args.output, result.params, score=result.score, metric=objective.metric,
+                protocol=args.protocol, **result.extra)
+    print(f"best {objective.metric} {result.score:.4f} with {result.params.to_dict()}"
+          f"{result.note}; wrote {args.output}")
     return 0

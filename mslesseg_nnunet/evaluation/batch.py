@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
+from mslesseg_nnunet.evaluation.conventions import conventions
 from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.pairing import pair_cases
 from mslesseg_nnunet.evaluation.summary import summarize
@@ -48,9 +49,9 @@ def check_geometry(tasks: list[CaseTask]) -> None:
             check_same_grid(task.pred, read_header(task.pred), task.ref, read_header(task.ref))
 
 
-def columns(protocol: str) -> list[str]:
-    """CSV columns of a protocol, ``case`` first."""
-    return ["case", *PROTOCOLS[protocol].COLUMNS]
+def columns(protocol: str, options: dict | None = None) -> list[str]:
+    """CSV columns of a protocol scored with ``options``, ``case`` first."""
+    return ["case", *PROTOCOLS[protocol].columns((options or {}).get("size_bins"))]
 
 
 def parallel_map(fn, items: list, workers: int = 1, desc: str = "", progress: bool = True) -> list:
@@ -97,8 +98,9 @@ def _advance(bar: tqdm, row: dict) -> dict:
 
 def summary_document(rows: list[dict], protocol: str, options: dict) -> dict:
     """The summary JSON: per-metric statistics, and ``mean_dice`` for MSLesSeg."""
-    metrics = columns(protocol)[1:]
-    doc = {"protocol": protocol, "n_cases": len(rows), "parameters": dict(options)}
+    metrics = columns(protocol, options)[1:]
+    doc = {"protocol": protocol, "n_cases": len(rows), "parameters": dict(options),
+           "conventions": conventions(protocol, options)}
     stats = summarize(rows, metrics)
     if protocol == "mslesseg":
         doc["mean_dice"] = stats["dice"]["mean"]

@@ -29,6 +29,15 @@ Empty reference (no lesion voxel): Dice, F1, PPVL and SensL are undefined
 (NaN), and ``fp_lesions`` / ``fp_volume_mm3`` report the kept predicted
 lesions and their volume (the challenge's nFP and VFP); for a non-empty
 reference these two are NaN.
+
+With ``size_bins`` (what ``mslesseg evaluate`` passes) the row also holds
+:data:`ADDED_COLUMNS` and the per-size columns of
+:mod:`~mslesseg_nnunet.evaluation.detection` (bins of the kept lesions):
+voxel-wise IoU, TPR, PPV, specificity and AVD (fraction and %) of the full
+masks (:mod:`~mslesseg_nnunet.evaluation.voxel_metrics`), ASSD and HD95 in mm
+and in voxels, and FDR = 1 - PPVL over the kept predicted lesions (NaN when
+none is kept; 1 on an empty reference with kept predicted lesions). The
+tuning objective leaves ``size_bins`` out: only :data:`COLUMNS`, fast.
 """
 from __future__ import annotations
 
@@ -38,11 +47,20 @@ import numpy as np
 
 from mslesseg_nnunet.components import label_components
 from mslesseg_nnunet.evaluation.boxes import crop_to_union
+from mslesseg_nnunet.evaluation.detection import size_columns, size_scores
+from mslesseg_nnunet.evaluation.surface import assd_hd95
+from mslesseg_nnunet.evaluation.voxel_metrics import (NAN, apply_empty_dice, overlap_counts,
+                                                      ratio, voxel_scores)
 
 COLUMNS = ("dice", "f1", "ppvl", "sensl", "n_ref_lesions", "n_pred_lesions",
            "n_detected_ref", "n_tp_pred", "fp_lesions", "fp_volume_mm3")
+VOXEL_KEYS = ("iou", "tpr", "ppv", "specificity", "avd", "avd_pct")
+ADDED_COLUMNS = (*VOXEL_KEYS, "assd_mm", "hd95_mm", "assd_vox", "hd95_vox", "fdr")
 
-NAN = float("nan")
+
+def columns(size_bins: str | None = None) -> tuple[str, ...]:
+    """The keys of :func:`score_case`'s row for ``size_bins``."""
+    return COLUMNS if size_bins is None else (*COLUMNS, *ADDED_COLUMNS, *size_columns(size_bins))
 
 
 def anima_voxel_volume(spacing) -> float:
@@ -97,13 +115,13 @@ def _is_detected(row: np.ndarray, outside: np.ndarray, sizes_other: np.ndarray,
     return True
 
 
-def count_detected(table: np.ndarray, alpha: float, beta: float, gamma: float) -> int:
-    """Number of lesions (rows 1.. of ``table``) detected by the columns' lesions."""
+def detected_flags(table: np.ndarray, alpha: float, beta: float, gamma: float) -> np.ndarray:
+    """Which lesions (rows 1.. of ``table``) the columns' lesions detect (boolean array)."""
     n_tested = table.shape[0] - 1
     sizes_other = table.sum(axis=0)[1:]
     outside = table[0, 1:]
-    return sum(_is_detected(table[i], outside, sizes_other, n_tested, alpha, beta, gamma)
-               for i in range(1, n_tested + 1))
+    return np.array([_is_detected(table[i], outside, sizes_other, n_tested, alpha, beta, gamma)
+                     for i in range(1, n_tested + 1)], dtype=bool)
 
 
 def _dice_from_jaccard(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -116,7 +134,8 @@ def _dice_from_jaccard(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def score_case(pred: np.ndarray, ref: np.ndarray, spacing, min_volume_mm3: float = 3.0,
-               alpha: float = 0.1, beta: float = 0.7, gamma: float = 0.65) -> dict:
+               alpha: float = 0.1, beta: float = 0.7, gamma: float = 0.65,
+               size_bins: str | None = None, empty_dice: str = "nan") -> dict:
     """MSSEG-2 metrics of one binary prediction against its reference.
 
     Parameters
@@ -127,29 +146,47 @@ def score_case(pred: np.ndarray, ref: np.ndarray, spacing, min_volume_mm3: float
         Voxel size in mm (the reference image's).
     min_volume_mm3, alpha, beta, gamma : float
         Anima's ``-v``, ``-x``, ``-y``, ``-z`` options.
+    size_bins : {None, "msl", "cib"}
+        With a size-bin set, also the added metrics (see the module docstring).
+    empty_dice : {"nan", "one-zero"}
+        Dice and IoU on an empty reference (see
+        :func:`~mslesseg_nnunet.evaluation.voxel_metrics.apply_empty_dice`).
 
     Returns
     -------
     dict
-        Keys :data:`COLUMNS`; undefined values are NaN.
+        Keys :func:`columns`; undefined values are NaN.
     """
+    n_total = np.asarray(pred).size
     pred, ref = crop_to_union(np.asarray(pred) != 0, np.asarray(ref) != 0)
     min_voxels = min_lesion_voxels(spacing, min_volume_mm3)
     ref_labels, ref_sizes = kept_components(ref, min_voxels)
     pred_labels, pred_sizes = kept_components(pred, min_voxels)
     n_ref, n_pred = ref_sizes.size, pred_sizes.size
     table = overlap_table(ref_labels, n_ref, pred_labels, n_pred)
-    detected = count_detected(table, alpha, beta, gamma) if n_ref and n_pred else 0
-    tp_pred = count_detected(table.T, alpha, beta, gamma) if n_ref and n_pred else 0
+    both = n_ref and n_pred
+    ref_found = detected_flags(table, alpha, beta, gamma) if both else np.zeros(n_ref, bool)
+    pred_true = detected_flags(table.T, alpha, beta, gamma) if both else np.zeros(n_pred, bool)
+    detected, tp_pred = int(ref_found.sum()), int(pred_true.sum())
     row = {"n_ref_lesions": n_ref, "n_pred_lesions": n_pred,
            "n_detected_ref": detected, "n_tp_pred": tp_pred,
            "fp_lesions": NAN, "fp_volume_mm3": NAN}
     if not ref.any():
         row.update(dice=NAN, f1=NAN, ppvl=NAN, sensl=NAN, fp_lesions=n_pred,
                    fp_volume_mm3=int(pred_sizes.sum()) * anima_voxel_volume(spacing))
-        return {key: row[key] for key in COLUMNS}
-    ppvl = tp_pred / n_pred if n_pred else 0.0
-    sensl = detected / n_ref if n_ref else NAN
-    f1 = 2 * ppvl * sensl / (ppvl + sensl) if ppvl + sensl > 0 else 0.0
-    row.update(dice=_dice_from_jaccard(pred, ref), f1=f1, ppvl=ppvl, sensl=sensl)
-    return {key: row[key] for key in COLUMNS}
+    else:
+        ppvl = tp_pred / n_pred if n_pred else 0.0
+        sensl = detected / n_ref if n_ref else NAN
+        f1 = 2 * ppvl * sensl / (ppvl + sensl) if ppvl + sensl > 0 else 0.0
+        row.update(dice=_dice_from_jaccard(pred, ref), f1=f1, ppvl=ppvl, sensl=sensl)
+    tp, n_pred_vox, n_ref_vox = overlap_counts(pred, ref)
+    if size_bins is not None:
+        voxel = voxel_scores(tp, n_pred_vox, n_ref_vox, n_total)
+        assd_mm, hd95_mm = assd_hd95(pred, ref, spacing)
+        assd_vox, hd95_vox = assd_hd95(pred, ref, (1.0, 1.0, 1.0))
+        row.update({key: voxel[key] for key in VOXEL_KEYS},
+                   assd_mm=assd_mm, hd95_mm=hd95_mm, assd_vox=assd_vox, hd95_vox=hd95_vox,
+                   fdr=ratio(n_pred - tp_pred, n_pred),
+                   **size_scores(size_bins, ref_sizes, ref_found, pred_sizes, pred_true))
+    row = {key: row[key] for key in columns(size_bins)}
+    return apply_empty_dice(row, n_pred_vox, n_ref_vox, empty_dice)

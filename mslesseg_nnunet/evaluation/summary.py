@@ -48,15 +48,18 @@ def _parse(key: str, value: str):
 
 
 def describe(values) -> dict:
-    """mean, std (sample, ddof=1), median and count of the defined (non-NaN) values."""
+    """mean, std (sample, ddof=1), median, count, and the 25th/75th percentiles
+    (numpy's linear interpolation) of the defined (non-NaN) values."""
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
     arr = arr[~np.isnan(arr)]
     if arr.size == 0:
-        return {"mean": None, "std": None, "median": None, "count": 0}
+        return {"mean": None, "std": None, "median": None, "count": 0, "q25": None, "q75": None}
     return {"mean": float(arr.mean()),
             "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
             "median": float(np.median(arr)),
-            "count": int(arr.size)}
+            "count": int(arr.size),
+            "q25": float(np.percentile(arr, 25)),
+            "q75": float(np.percentile(arr, 75))}
 
 
 def summarize(rows: list[dict], metrics: list[str]) -> dict:

@@ -244,7 +244,21 @@ def _tune_step(exp: Experiment, paths: _Paths, members) -> Step:
         argv += ["--size-unit", tuning.size_unit]
     if tuning.connectivity:
         argv += ["--connectivity", str(tuning.connectivity)]
+    argv += _tune_choices(exp)
     return Step("tune", "tune", tuple(argv), tuple(deps), outputs=(out / "tuned.json",), clean=(out,))
+
+
+def _tune_choices(exp: Experiment) -> list[str]:
+    """Objective, member selection, and the ensemble's rule and weights when tune must know them."""
+    tuning, ens = exp.tuning, exp.ensemble
+    argv = ["--objective", tuning.objective] if tuning.objective else []
+    if tuning.select_members:
+        argv.append("--select-members")
+    if ens is not None and ens.rule in ("union", "staple"):
+        argv += ["--rule", ens.rule]
+    if ens is not None and ens.weights != "equal":
+        argv += ["--weights", ens.weights]
+    return argv
 
 
 def _predict_argv(exp: Experiment, out: Path, model_dirs, extra=()) -> tuple[str, ...]:
@@ -296,9 +310,11 @@ def _ensemble_step(exp: Experiment, paths: _Paths) -> Step:
     argv = ["mslesseg", "ensemble", "-i", *(str(paths.prediction(lab, m)) for lab, m in members),
             "-o", str(out), "--rule", ens.rule, "--overwrite"]
     deps = [f"predict.{lab.key}.{m.key}" for lab, m in members]
-    if exp.tuning is not None:
+    if exp.tuning is not None:  # it fixes the weights (and members) when it chose them
         argv += ["--params", str(paths.work / "tune" / "tuned.json")]
         deps.append("tune")
+    elif ens.weights != "equal":
+        argv += ["--weights", ens.weights]
     return Step("ensemble", "ensemble", tuple(argv), tuple(deps), outputs=(out,))
 
 

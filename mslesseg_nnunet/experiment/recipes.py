@@ -95,7 +95,8 @@ protocol = "mslesseg"
 MSSEG2 = """\
 # MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:
 # two input channels (time01 and time02 FLAIR), Dice + CE and Dice + Focal, 5 folds, then a
-# threshold (around 0.2) and minimum lesion size tuned for lesion-wise F1 (Anima rules).
+# threshold (around 0.2) and minimum lesion size tuned on the challenge's criteria (Anima
+# rules: lesion F1 and Dice with new lesions, nFP and VFP without; mean rank).
 # Run:  mslesseg run msseg2.toml --executor slurm
 
 [experiment]
@@ -116,7 +117,7 @@ device = "cuda"
 trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]
 
 [tuning]
-protocol = "msseg2"                # maximise lesion F1
+protocol = "msseg2"                # the challenge's criteria, mean rank (objective = "f1": F1 only)
 [tuning.grid]
 thresholds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
 min_sizes = [0, 4, 8, 16]

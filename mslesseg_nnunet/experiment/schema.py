@@ -20,7 +20,10 @@ LABELLING_KINDS = ("binary", "msl", "dbl")
 MODALITIES = ("FLAIR", "T1", "T2")
 MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
 PROTOCOLS = ("mslesseg", "msseg2")
-RULES = ("mean", "madseg")
+RULES = ("mean", "madseg", "union", "staple")
+WEIGHTS = ("equal", "cv-dice")
+# protocol -> `mslesseg tune --objective` choices, the default first
+OBJECTIVES = {"mslesseg": ("dice",), "msseg2": ("rank", "f1")}
 DEVICES = ("cuda", "cpu", "mps")
 N_FOLDS = 5
 # plans identifier -> the planner (-pl) that writes it
@@ -98,12 +101,15 @@ class Tuning:
     grid: dict
     size_unit: str | None = None
     connectivity: int | None = None
+    objective: str | None = None
+    select_members: bool = False
 
 
 @dataclass(frozen=True)
 class Ensemble:
     rule: str
     members: tuple[Model, ...]
+    weights: str = "equal"
 
 
 @dataclass(frozen=True)
@@ -423,8 +429,10 @@ def _tuning(t: Table, training: Training | None) -> Tuning:
     connectivity = t.integer("connectivity", default=None)
     if connectivity not in (None, 6, 18, 26):
         t.fail("connectivity", f"{connectivity} is not one of 6, 18, 26")
+    objective = t.choice("objective", OBJECTIVES[protocol], None)
+    select_members = t.get("select_members", bool, False)
     t.finish()
-    return Tuning(protocol, grid, size_unit, connectivity)
+    return Tuning(protocol, grid, size_unit, connectivity, objective, select_members)
 
 
 def _ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
@@ -441,8 +449,11 @@ def _ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
     for i, model in enumerate(members):
         if model not in training.models:
             t.fail(f"members[{i}]", f"{model.trainer} with {model.plans} is not in [training] trainers")
+    weights = t.choice("weights", WEIGHTS, "equal")
+    if weights != "equal" and rule in ("union", "staple"):
+        t.fail("weights", f"the {rule} rule does not weight its members")
     t.finish()
-    return Ensemble(rule, tuple(members))
+    return Ensemble(rule, tuple(members), weights)
 
 
 def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | None]:
