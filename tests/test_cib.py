@@ -23,7 +23,7 @@ from mslesseg_nnunet.networks.cib_heads import dice_targets
 PATCH = (4, 4, 4)
 IMAGE = (4, 4, 6)          # windows start at z = 0 and z = 2 (step 0.5), x = y = 0
 WINDOWS = (0, 2)
-STEPS = 80
+STEPS = 40
 CPU_PLANS = "nnUNetPlansCPU"
 CIB_TRAINER = "nnUNetTrainerCIBShort"
 CASES = ("case0", "case1")
@@ -247,11 +247,12 @@ def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor,
 
 
 @pytest.mark.slow
-def test_short_cib_heads_learn_the_dice(plans):
-    """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) and CIB loss (lambda1 = lambda2
-    = 1), Adam 3e-3: the patch head's MSE falls, and on held-out windows it predicts a higher
-    Dice for the windows whose true Dice is 1 (correctly empty) than for the others, and
-    correlates with the true Dice."""
+def test_cib_heads_learn_the_dice(plans):
+    """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) trained with the CIB loss
+    (lambda1 = lambda2 = 1) on blob windows: STEPS steps of the whole network (Adam 3e-3), then
+    STEPS of the heads alone, the U-Net frozen so that the Dice targets hold still (Adam 1e-2):
+    both heads' MSE falls, and on held-out windows the patch head's predicted Dice correlates
+    with the true Dice."""
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -266,31 +267,32 @@ def test_short_cib_heads_learn_the_dice(plans):
     torch.manual_seed(0)
     net = trainer_classes()[CIB_TRAINER].build_network_architecture(manager, configuration, 1, 2,
                                                                    enable_deep_supervision=False)
+    heads = net.cib_heads
     segmentation = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                                   dice_class=MemoryEfficientSoftDiceLoss)
-    loss = CIBLoss(segmentation, net.cib_heads)
+    loss = CIBLoss(segmentation, heads)
     loss.lambda_grid = 1.0
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
     patch = tuple(configuration.patch_size)
     mse = []
-    for _ in range(STEPS):
-        images, labels = blob_windows(rng, 2, patch)
-        optimizer.zero_grad()
-        loss(net(images), labels).backward()
-        optimizer.step()
-        mse.append(loss.last["patch_mse"])
-    assert np.mean(mse[-10:]) < 0.6 * np.mean(mse[:10])
-    net.eval()
+    for trained, lr in ((net, 3e-3), (heads, 1e-2)):
+        net.requires_grad_(False)
+        trained.requires_grad_(True)
+        optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
+        for _ in range(STEPS):
+            images, labels = blob_windows(rng, 2, patch)
+            optimizer.zero_grad()
+            loss(net(images), labels).backward()
+            optimizer.step()
+            mse.append((loss.last["patch_mse"], loss.last["grid_mse"]))
+    mse = mse[STEPS:]
+    first, last = np.mean(mse[:10], 0), np.mean(mse[-10:], 0)
+    assert (last < 0.6 * first).all(), (first, last)
     images, labels = blob_windows(np.random.default_rng(1), 24, patch)
     with torch.no_grad():
         true_dice = dice_targets(net(images), labels)[0].numpy()
-    predicted = net.cib_heads.patch_dice.numpy()
-    perfect = true_dice == 1  # lesion-free windows predicted empty (and any perfect one)
-    assert perfect.any() and (~perfect).any()
-    assert predicted[perfect].mean() > predicted[~perfect].mean()
-    assert np.corrcoef(predicted, true_dice)[0, 1] > 0
-
+    assert np.std(true_dice) > 0.1
+    assert np.corrcoef(heads.patch_dice.numpy(), true_dice)[0, 1] > 0.5
 
 def save_model(root, plans: dict, trainer: str):
     """``nnUNet_results/.../TRAINER__nnUNetPlansCPU__3d_fullres`` with a checkpoint of the
