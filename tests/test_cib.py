@@ -247,6 +247,8 @@ def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor,
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known defect (docs/cib.md, Known limitations): after the "
+                   "whole-network phase the heads' sigmoids are saturated and the MSE has no gradient")
 def test_cib_heads_learn_the_dice(plans):
     """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) trained with the CIB loss
     (lambda1 = lambda2 = 1) on blob windows: STEPS steps of the whole network (Adam 3e-3), then
