@@ -30,10 +30,10 @@ PACKAGES = ("mslesseg-nnunet", "nnunetv2", "torch", "numpy", "nibabel", "SimpleI
             "connected-components-3d", "scipy")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that shape the numbers."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -31,6 +31,9 @@ COMMAND_MODULES = [
     "demo",
     "report",
     "consensus",
+    "preprocess",
+    "to_native",
+    "segment",
 ]
 
 
