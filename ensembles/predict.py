@@ -30,6 +30,8 @@ from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_header
 from mslesseg_nnunet.ensembles.folder import check_rule_weights, check_shapes, check_weights, \
     ensemble_kind, manifest, write_manifest, write_probability, write_submission
+from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS, check_oracle, choose_blending, \
+    oracle_label_files
 from mslesseg_nnunet.ensembles.fusion import fuse_case
 from mslesseg_nnunet.ensembles.members import ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
     labelling_kind, model_info, model_key, open_member, tuned_choice
@@ -49,13 +51,15 @@ class Model:
     folds: list[str]
     kind: str
     channels: list[str]
+    blending: str = "gaussian"
 
     def describe(self) -> dict:
-        return {"model": str(self.folder), **model_info(self.folder), "folds": self.folds}
+        return {"model": str(self.folder), **model_info(self.folder), "folds": self.folds,
+                "blending": self.blending}
 
     def tag(self, tta: bool) -> str:
-        """Work-folder name, unique for this model, its folds and the TTA setting."""
-        key = json.dumps([str(self.folder.resolve()), self.folds, tta])
+        """Work-folder name, unique for this model, its folds, blending and the TTA setting."""
+        key = json.dumps([str(self.folder.resolve()), self.folds, tta, self.blending])
         return f"{self.folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
@@ -75,8 +79,9 @@ def model_folds(model_dir: Path, folds: Sequence[str] | None) -> list[str]:
     return [str(f) for f in folds]
 
 
-def open_model(model_dir: Path, folds: Sequence[str] | None) -> Model:
-    """Check a model folder (dataset.json, plans.json, checkpoints) and describe it."""
+def open_model(model_dir: Path, folds: Sequence[str] | None, blending: str | None = None) -> Model:
+    """Check a model folder (dataset.json, plans.json, checkpoints) and describe it;
+    ``blending``: the requested one (None: the model's own, see ``blending.choose_blending``)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: model folder not found")
@@ -84,8 +89,11 @@ def open_model(model_dir: Path, folds: Sequence[str] | None) -> Model:
         raise UserError(f"{model_dir / 'plans.json'}: file not found (not an nnU-Net model folder)")
     dataset_json = load_dataset_json(model_dir / "dataset.json")
     channels = [dataset_json["channel_names"][k] for k in sorted(dataset_json.get("channel_names", {}), key=int)]
-    return Model(model_dir, model_folds(model_dir, folds),
-                 labelling_kind(dataset_json, model_dir / "dataset.json"), channels)
+    folds = model_folds(model_dir, folds)
+    regions = any(isinstance(v, (list, tuple)) for v in dataset_json.get("labels", {}).values())
+    blending = choose_blending(model_dir, model_dir / f"fold_{folds[0]}" / CHECKPOINT, blending, regions)
+    return Model(model_dir, folds, labelling_kind(dataset_json, model_dir / "dataset.json"), channels,
+                 blending)
 
 
 def check_models(models: Sequence[Model], params: PostprocessingParams) -> None:
@@ -143,7 +151,7 @@ def prepare_output(out_dir: Path, content_key: dict, overwrite: bool) -> None:
 def run_key(content: dict) -> dict:
     """What must match for a rerun to resume a predict output: members and parameters."""
     return {"params": content.get("params"),
-            "members": [(m.get("model"), m.get("folds"), m.get("weight", 1.0))
+            "members": [(m.get("model"), m.get("folds"), m.get("weight", 1.0), m.get("blending", "gaussian"))
                         for m in content.get("members", [])]}
 
 
@@ -155,30 +163,36 @@ def make_predictor(model: Model, device: str | None, tta: bool):
     """nnU-Net's predictor loaded with every requested fold of ``model`` (device None: cuda
     when available, else cpu)."""
     import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from mslesseg_nnunet.ensembles.blending_predictor import BlendingPredictor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
-    predictor = nnUNetPredictor(use_mirroring=tta, perform_everything_on_device=device == "cuda",
-                                device=torch.device(device), verbose=False, allow_tqdm=False)
+    predictor = BlendingPredictor(model.blending, use_mirroring=tta,
+                                  perform_everything_on_device=device == "cuda",
+                                  device=torch.device(device), verbose=False, allow_tqdm=False)
     folds = [f if f == "all" else int(f) for f in model.folds]
     predictor.initialize_from_trained_model_folder(str(model.folder), folds, CHECKPOINT)
     return predictor
 
 
 def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: Path,
-              device: str | None, tta: bool, workers: int, channels: Sequence[str]) -> None:
+              device: str | None, tta: bool, workers: int, channels: Sequence[str],
+              labels: Sequence[str] | None = None) -> None:
     """Probabilities of ``cases`` by ``model`` into ``member_dir`` (cases already there are kept);
-    ``channels``: the names of the prepared input channels, of which the model takes its own."""
+    ``channels``: the names of the prepared input channels, of which the model takes its own;
+    ``labels``: each case's ground truth, for the oracle blendings."""
     member_dir.mkdir(parents=True, exist_ok=True)
     predictor = make_predictor(model, device, tta)
     own = [channels.index(c) for c in model.channels]
     lists = [case_inputs(inputs_dir, c, own) for c in cases]
     outputs = [str(member_dir / c) for c in cases]
-    if workers == 0:
+    if model.blending in ORACLE_BLENDINGS:
+        predictor.predict_files_with_labels(lists, labels, outputs)
+    elif workers == 0:
         predictor.predict_from_files_sequential(lists, outputs, save_probabilities=True,
                                                 overwrite=False)
     else:
@@ -205,13 +219,16 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
                    device: str | None = None, save_probabilities: bool = False, tta: bool = True,
                    overwrite: bool = False, workers: int = 2,
                    weights: Sequence[float] | str | None = None,
-                   params_path: Path | None = None) -> dict:
+                   params_path: Path | None = None, blending: str | None = None,
+                   oracle_gt: Path | None = None) -> dict:
     """``mslesseg predict``; returns the manifest written to ``OUT/ensemble.json``.
 
-    ``weights``/``params_path``: see ``choose_models``."""
+    ``weights``/``params_path``: see ``choose_models``; ``blending``: every model's
+    sliding-window blending (None: each its own); ``oracle_gt``: ground truth for the oracles."""
     out_dir = Path(out_dir)
-    models, weights = choose_models([open_model(Path(d), folds) for d in model_dirs], weights,
-                                    params_path)
+    models, weights = choose_models([open_model(Path(d), folds, blending) for d in model_dirs],
+                                    weights, params_path)
+    check_oracle([m.blending for m in models], oracle_gt)
     params = default_params(models, params)
     check_models(models, params)
     check_rule_weights(weights, params.rule)
@@ -222,13 +239,15 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
         inputs_dir = Path(scratch) / "inputs"
         channels = input_channels(models)
         case_map = prepare_prediction_inputs(Path(src), inputs_dir, channels)
+        labels = oracle_label_files(oracle_gt, sorted(case_map)) if oracle_gt is not None else {}
         prepare_output(out_dir, key, overwrite)
         todo = [c for c in sorted(case_map) if not (out_dir / case_map[c]["output"]).is_file()]
         print(f"{len(todo)} of {len(case_map)} cases to predict")
         member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
         if todo:
             for model, member_dir in zip(models, member_dirs):
-                run_model(model, todo, inputs_dir, member_dir, device, tta, workers, channels)
+                run_model(model, todo, inputs_dir, member_dir, device, tta, workers, channels,
+                          [labels.get(c) for c in todo])
     return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
                   save_probabilities)
 

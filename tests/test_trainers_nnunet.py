@@ -85,6 +85,12 @@ def check_run(result: dict, tiny, trainer: str, labelling: str) -> None:
     assert checkpoint["current_epoch"] == 1  # MSLESSEG_SHORT_EPOCHS took effect
     assert checkpoint["inference_allowed_mirroring_axes"] is None
     assert (result["model"] / "fold_0" / "validation" / "summary.json").is_file()
+    if "CIB" in trainer:  # heads in the checkpoint; one epoch: first half of the schedule, logged
+        assert any(key.startswith("cib_heads.") for key in checkpoint["network_weights"])
+        logged = checkpoint["logging"]
+        assert logged["cib_lambda_patch"] == [1.0] and logged["cib_lambda_grid"] == [0.0]
+        assert all(len(logged[f"cib_{h}_mse_{s}"]) == 1 for h in ("patch", "grid") for s in ("tr", "val"))
+        assert (result["model"] / "fold_0" / "progress_cib.png").is_file()
     reference = nib.load(tiny.raw_dir(labelling) / "labelsTr" / f"{CASE}.nii.gz")
     predicted = nib.load(result["prediction"])
     assert predicted.shape == reference.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mslesseg_nnunet.commands.ensemble import RULE_HELP, parse_weights
+from mslesseg_nnunet.ensembles.blending import BLENDINGS
 from mslesseg_nnunet.postprocessing.params import RULES, PostprocessingParams, load_params
 
 
@@ -42,6 +43,13 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=2,
                    help="nnU-Net preprocessing/export processes (0: sequential, in-process)")
     p.add_argument("--overwrite", action="store_true", help="redo every case (replaces OUT)")
+    p.add_argument("--blending", choices=BLENDINGS, default=None,
+                   help="sliding-window blending of every model (default: cib-grid for models "
+                        "trained with CIB heads, gaussian for the others); cib-patch/cib-grid need "
+                        "CIB heads; oracle-patch/oracle weight by the true Dice (see docs/cib.md)")
+    p.add_argument("--oracle-gt", type=Path, default=None, metavar="DIR",
+                   help="ground truth of the input cases for the oracle blendings (layouts as "
+                        "in `mslesseg evaluate`)")
     p.set_defaults(func=run)
 
 
@@ -55,6 +63,7 @@ def run(args) -> int:
         params = (params or PostprocessingParams()).replace(rule=args.rule)
     predict_folder(args.input, args.output, args.models, args.folds, params, args.device,
                    args.save_probabilities, not args.disable_tta, args.overwrite,
-                   max(0, args.workers), parse_weights(args.weights), args.params)
+                   max(0, args.workers), parse_weights(args.weights), args.params, args.blending,
+                   args.oracle_gt)
     print(f"wrote {args.output}")
     return 0

@@ -19,6 +19,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from mslesseg_nnunet.ensembles.blending import BLENDINGS
 from mslesseg_nnunet.experiment.checks import Table
 from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
                                                _dataset_name, _source, default_test_paths,
@@ -158,7 +159,8 @@ def parse_tests(top: Table, sources: tuple[Source, ...], base: Path, raw: Path, 
         protocol = t.choice("protocol", PROTOCOLS, "msseg2" if msseg2 else "mslesseg")
         tta = t.get("tta", bool, True)
         workers = t.integer("workers", 0, None, None)
+        blending = t.choice("blending", BLENDINGS, None)
         t.finish()
         tests.append(TestSet(folders["input"], folders["gt"], protocol, False, tta, workers,
-                             key, src_key))
+                             key, src_key, blending))
     return tuple(tests)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.schema import (PLANNERS, Experiment, Labelling, Model, Source,
                                                TestSet)
@@ -313,6 +314,10 @@ def _predict_argv(exp: Experiment, test: TestSet, out: Path, model_dirs,
         argv.append("--disable-tta")
     if test.workers is not None:
         argv += ["--workers", str(test.workers)]
+    if test.blending is not None:
+        argv += ["--blending", test.blending]
+        if test.blending in ORACLE_BLENDINGS:
+            argv += ["--oracle-gt", str(test.gt)]
     return tuple(argv)
 
 

@@ -1,4 +1,4 @@
-"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|demo|crossdataset``.
+"""Ready-made experiment files: ``mslesseg recipe madseg|msseg2|msseg2-cib|demo|crossdataset``.
 
 Each recipe is a commented TOML text that validates against the schema
 (``schema.load_experiment``); users edit paths and resources and run it.
@@ -197,6 +197,32 @@ tta = false                        # no mirroring at test time: 8x fewer network
 workers = 0                        # nnU-Net pre/postprocessing in the predicting process
 """
 
+
+def _edited(text: str, edits: list[tuple[str, str]]) -> str:
+    """``text`` with each (old, new) replaced; every ``old`` must occur exactly once."""
+    for old, new in edits:
+        if text.count(old) != 1:
+            raise ValueError(f"recipe edit {old!r}: found {text.count(old)} times")
+        text = text.replace(old, new)
+    return text
+
+
+MSSEG2_CIB = _edited(MSSEG2, [
+    ("# MSSEG-2 (MICCAI 2021) new-lesion segmentation with the proceedings' nnU-Net recipe:",
+     "# MSSEG-2 new-lesion segmentation with Calibrated Inter-patch Blending (Ye, Dao et al.,\n"
+     "# MICCAI 2025; docs/cib.md): the msseg2 recipe with CIB trainers (Dice-predicting heads)\n"
+     "# and test windows blended by the grid head's predicted Dice. The msseg2 recipe:"),
+    ("mslesseg run msseg2.toml", "mslesseg run msseg2-cib.toml"),
+    ('name = "msseg2"', 'name = "msseg2-cib"'),
+    ('workdir = "msseg2_work"', 'workdir = "msseg2_cib_work"'),
+    ('trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]',
+     'trainers = ["nnUNetTrainerCIB", "nnUNetTrainerCIBDiceFocal"]'),
+    ("predictions only\nprotocol = \"msseg2\"\n",
+     "predictions only\nprotocol = \"msseg2\"\n"
+     "blending = \"cib-grid\"                # the CIB models' default; \"gaussian\" for nnU-Net's own\n"),
+])
+
+
 CROSSDATASET = """\
 # Cross-dataset generalisation as in seed 002 (Tables 2 and 4: UNet++ on FLAIR, trained on
 # each public dataset alone and on merged ones, tested on the others). Every model is tested
@@ -281,4 +307,5 @@ part = "train"                     # the ISBI test scans have no public masks
 
 """ + GPU_CLUSTER_RESOURCES
 
-RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "demo": DEMO, "crossdataset": CROSSDATASET}
+RECIPES = {"madseg": MADSEG, "msseg2": MSSEG2, "msseg2-cib": MSSEG2_CIB, "demo": DEMO,
+           "crossdataset": CROSSDATASET}

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
 
@@ -128,6 +129,7 @@ class TestSet:
     workers: int | None = None
     key: str = ""  # its name in [[tests]] ("" for [test])
     source: str | None = None  # the [[sources]] key whose test data it is
+    blending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -514,8 +516,11 @@ def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
         t.fail("report", "needs ground truth (set gt)")
     tta = t.get("tta", bool, True)
     workers = t.integer("workers", 0, None, None)
+    blending = t.choice("blending", BLENDINGS, None)
+    if blending in ORACLE_BLENDINGS and gt is None:
+        t.fail("blending", f"{blending!r} needs ground truth (set gt)")
     t.finish()
-    return TestSet(test_input, gt, protocol, report, tta, workers)
+    return TestSet(test_input, gt, protocol, report, tta, workers, blending=blending)
 
 
 def _resources(t: Table) -> dict:
