@@ -5,11 +5,12 @@ Inter-patch Blending", MICCAI 2025. Two small heads are attached to a U-Net
 built from nnU-Net plans (plain, residual-encoder or MSCSA: any network with
 ``encoder`` returning its skips and ``decoder.stages``):
 
-- patch head: deepest encoder features, global average and max pooled, linear,
+- patch head: deepest encoder features, global average and max pooled, layer norm, linear,
   sigmoid: the predicted Dice of the window's segmentation (the max, because
   instance normalisation leaves a feature's window average nearly constant);
 - grid head: one intermediate decoder stage, 3x3x3 convolution, average pooled
-  to 2x2x2 cells, linear, sigmoid: the predicted Dice of each cell.
+  to 2x2x2 cells, layer norm, LeakyReLU, linear, sigmoid: the predicted Dice of each cell
+  (the norms keep the sigmoids out of saturation; docs/cib.md).
 
 The heads read the features through forward hooks and keep their last outputs
 in ``network.cib_heads.patch_dice`` (B,) and ``.grid_dice`` (B, 2, 2, 2); the
@@ -35,9 +36,11 @@ class CIBHeads(nn.Module):
     def __init__(self, conv_op, deep_channels: int, grid_channels: int, hidden: int = GRID_HIDDEN):
         super().__init__()
         ndim = 3 if conv_op is nn.Conv3d else 2
+        self.patch_norm = nn.LayerNorm(2 * deep_channels)
         self.patch = nn.Linear(2 * deep_channels, 1)
         self.grid_conv = conv_op(grid_channels, hidden, 3, padding=1)
         self.grid_pool = (nn.AdaptiveAvgPool3d if ndim == 3 else nn.AdaptiveAvgPool2d)(GRID)
+        self.grid_norm = nn.LayerNorm(hidden)
         self.grid_linear = nn.Linear(hidden, 1)
         self.patch_dice: torch.Tensor | None = None
         self.grid_dice: torch.Tensor | None = None
@@ -45,11 +48,11 @@ class CIBHeads(nn.Module):
     def read_deepest(self, features: torch.Tensor) -> None:
         flat = features.flatten(2)
         pooled = torch.cat([flat.mean(2), flat.amax(2)], 1)
-        self.patch_dice = torch.sigmoid(self.patch(pooled))[:, 0]
+        self.patch_dice = torch.sigmoid(self.patch(self.patch_norm(pooled)))[:, 0]
 
     def read_decoder(self, features: torch.Tensor) -> None:
         cells = self.grid_pool(self.grid_conv(features)).movedim(1, -1)
-        self.grid_dice = torch.sigmoid(self.grid_linear(cells))[..., 0]
+        self.grid_dice = torch.sigmoid(self.grid_linear(nn.functional.leaky_relu(self.grid_norm(cells))))[..., 0]
 
 
 def grid_stage(patch_size, strides) -> int:
