@@ -8,8 +8,8 @@ from convert_helpers import (assert_label, assert_patient_grouped, assert_round_
                              assert_same_image, load_json, raw_dataset, read, set_values)
 from mslesseg_nnunet.dataset_conversion.folders import Pattern, parse_channels
 from mslesseg_nnunet.errors import UserError
-from public_trees import write_bids_tree, write_isbi_tree
-from test_convert_mslesseg import assert_no_leftovers, assert_one_line_error, nnunet
+from public_trees import write_bids_tree
+from test_convert_mslesseg import assert_no_leftovers, assert_one_line_error
 
 DS = "Dataset081_Bids"
 FLAIR = "FLAIR={patient}/{case}/anat/{patient}_{case}_FLAIR.nii.gz"
@@ -73,12 +73,3 @@ def test_bad_input_is_one_line_error(run_cli, src, tmp_path, damage, fragments):
     assert_one_line_error(convert(run_cli, src, check=False), *fragments)
     assert_no_leftovers(tmp_path)
 
-
-@pytest.mark.slow
-def test_converted_public_layouts_pass_nnunet_integrity(run_cli, src, tmp_path):
-    """nnU-Net's own verify_dataset_integrity on gzipped .nii channels and pattern-found cases."""
-    convert(run_cli, src)
-    run_cli("convert", "isbi2015", write_isbi_tree(tmp_path / "isbi"), "--dataset-id", 41)
-    env = {v: tmp_path / "nnunet" / v for v in ("nnUNet_raw", "nnUNet_preprocessed")}
-    nnunet("nnUNetv2_extract_fingerprint", "-d", 41, 81, "--verify_dataset_integrity", "-np", 1,
-           env=env)
