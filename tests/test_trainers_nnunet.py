@@ -20,7 +20,10 @@ pytestmark = pytest.mark.slow
 FULL = sorted(name for name in trainer_classes() if not name.endswith("Short"))
 # Stock-run in nnU-Net's 2d configuration (test_unet_plus_plus_2d_configuration); 3d in process below.
 STOCK_2D = ("nnUNetTrainerUNetPlusPlus",)
-BASES = ["nnUNetTrainer", *(name for name in FULL if name not in STOCK_2D)]
+# A network's Dice+Focal twin is its network class plus DiceFocalLossMixin, both stock-run on their
+# own (nnUNetTrainerDiceFocal, the network's Dice+CE trainer); the twin trains in process below.
+COMPOSED = tuple(name for name in FULL if name.endswith("DiceFocal") and name != "nnUNetTrainerDiceFocal")
+BASES = ["nnUNetTrainer", *(name for name in FULL if name not in STOCK_2D + COMPOSED)]
 RUNS = [(name, "binary") for name in BASES] + [
     (name, labelling) for name in ("nnUNetTrainer", "nnUNetTrainerDiceFocal") for labelling in ("msl", "dbl")]
 CPU_PLANS = "nnUNetPlansCPU"
