@@ -158,7 +158,7 @@ patients = 8
 test_patients = 3
 spacing = 3.0
 seed = 1
-modalities = ["FLAIR", "T1", "T2"]
+modalities = ["FLAIR", "T1"]       # what every real scan has (benchmarks/real_scans.py)
 
 [[labellings]]
 kind = "msl"

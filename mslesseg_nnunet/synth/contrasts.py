@@ -2,9 +2,11 @@
 and the acquisition effects (bias field, slice-thickness blur, noise).
 
 Intensities are relative to normal-appearing white matter (WM = 1) and then
-scaled to a per-scan signal level; the ranges follow the real MSLesSeg scans
-(e.g. FLAIR WM about 130 to 650, T1 WM about 530 to 870, lesions 1.5 to 2 times
-WM on FLAIR).
+scaled to a per-scan signal level; the ranges span the real MSLesSeg scans
+(e.g. FLAIR WM about 130 to 650, T1 WM about 530 to 870, lesions 1.6 to 1.8 times
+WM on their FLAIR) and the 3D FLAIR of 3D-MR-MS (grey matter clearly brighter
+than white matter, lesions only 1.2 to 1.4 times WM). ``tests/test_synth_real_ranges.py``
+measures those ratios on the real scans and on the ends of these ranges.
 """
 from __future__ import annotations
 
@@ -20,7 +22,12 @@ from mslesseg_nnunet.synth.grids import Grid
 #: (low, high) of the WM signal level per modality before the scanner's scale.
 _WM_LEVEL = {"FLAIR": (110.0, 600.0), "T1": (420.0, 800.0), "T2": (160.0, 520.0)}
 #: (low, high) of GM and CSF intensity relative to WM.
-_GM_RATIO = {"FLAIR": (1.05, 1.25), "T1": (0.78, 0.9), "T2": (1.15, 1.4)}
+GM_RATIO = {"FLAIR": (1.0, 1.3), "T1": (0.6, 0.92), "T2": (1.15, 1.4)}
+#: (low, high) of a FLAIR's lesion conspicuity (the share of each lesion's own contrast the
+#: scan shows, mimics alike): full on 2D (thick-slice) FLAIR, down to 0.4 on 3D FLAIR.
+FLAIR_LESION_SCALE = {"2d": (0.8, 1.0), "3d": (0.4, 1.0)}
+#: (low, high) of the std of the log bias field left after the releases' bias correction.
+BIAS_STRENGTH = (0.03, 0.25)
 #: Template T1 value in white matter (its CSF is ~0.3, grey matter ~0.65).
 _TEMPLATE_T1_WM = 0.87
 _CSF_RATIO = {"FLAIR": (0.2, 0.5), "T1": (0.3, 0.45), "T2": (2.2, 3.4)}
@@ -35,6 +42,7 @@ class Contrast:
     gm_ratio: float
     csf_ratio: float
     periventricular_ratio: float    # mild FLAIR/T2 hyperintensity along the ventricles
+    lesion_scale: float             # multiplies every lesion's (and mimic's) relative change
     bias_strength: float            # std of the log bias field
     noise: float                    # white-noise std relative to WM
     texture: float                  # spatially correlated noise std relative to WM
@@ -43,13 +51,17 @@ class Contrast:
 
 def sample_contrast(rng: np.random.Generator, modality: str, intensity_scale: float,
                     slice_thickness: float) -> Contrast:
-    """A random contrast for one scan of ``modality``."""
+    """A random contrast for one scan of ``modality``; a FLAIR with thin slices (a 3D
+    acquisition) may show its lesions much fainter than a 2D one."""
     lo, hi = _WM_LEVEL[modality]
     level = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * intensity_scale
     pv = rng.uniform(1.05, 1.2) if modality in ("FLAIR", "T2") else 1.0
-    return Contrast(modality=modality, wm_level=level, gm_ratio=rng.uniform(*_GM_RATIO[modality]),
+    look = "3d" if slice_thickness < 2.0 else "2d"
+    scale = rng.uniform(*FLAIR_LESION_SCALE[look]) if modality == "FLAIR" else 1.0
+    return Contrast(modality=modality, wm_level=level, gm_ratio=rng.uniform(*GM_RATIO[modality]),
                     csf_ratio=rng.uniform(*_CSF_RATIO[modality]), periventricular_ratio=pv,
-                    bias_strength=rng.uniform(0.03, 0.12), noise=rng.uniform(0.01, 0.03),
+                    lesion_scale=scale, bias_strength=rng.uniform(*BIAS_STRENGTH),
+                    noise=rng.uniform(0.01, 0.03),
                     texture=rng.uniform(0.02, 0.045), slice_thickness=slice_thickness)
 
 
@@ -65,7 +77,7 @@ def compose(tpl: Template, contrast: Contrast, lesion_delta: np.ndarray,
         # The template is itself a T1 image: borrow its detail (deep grey matter, sulci).
         image = 0.5 * image + np.float32(0.5 / _TEMPLATE_T1_WM) * tpl.t1
     image += np.float32(contrast.periventricular_ratio - 1.0) * ventricle_band
-    image *= 1.0 + lesion_delta
+    image *= 1.0 + np.float32(contrast.lesion_scale) * lesion_delta
     if extra is not None:
         image += extra
     image *= np.float32(contrast.wm_level)

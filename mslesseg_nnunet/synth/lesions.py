@@ -20,6 +20,9 @@ MODALITIES = ("FLAIR", "T1", "T2")
 #: Lesions above this volume (mm3) are built as confluent chains along the ventricles.
 CONFLUENT_MM3 = 1500.0
 _BLOB_MM3 = 700.0
+#: (low, high) of a labelled lesion's intensity factor per modality (T1: a third of the
+#: lesions are drawn hypointense, 0.55-0.8, the others 0.8-1.05, as isointense as P18's).
+LESION_CONTRAST = {"FLAIR": (1.55, 2.2), "T2": (1.5, 2.3), "T1": (0.55, 1.05)}
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,10 @@ def _contrast(rng: np.random.Generator, labelled: bool) -> dict:
     if not labelled:
         return {"FLAIR": rng.uniform(1.15, 1.35), "T2": rng.uniform(1.2, 1.5),
                 "T1": rng.uniform(0.95, 1.02)}
-    t1 = rng.uniform(0.55, 0.8) if rng.random() < 0.3 else rng.uniform(0.8, 1.0)
-    return {"FLAIR": rng.uniform(1.55, 2.2), "T2": rng.uniform(1.5, 2.3), "T1": t1}
+    t1_low, t1_high = LESION_CONTRAST["T1"]
+    t1 = rng.uniform(t1_low, 0.8) if rng.random() < 0.3 else rng.uniform(0.8, t1_high)
+    return {"FLAIR": rng.uniform(*LESION_CONTRAST["FLAIR"]),
+            "T2": rng.uniform(*LESION_CONTRAST["T2"]), "T1": t1}
 
 
 def _confluent_blobs(rng: np.random.Generator, volume_mm3: float) -> list[Blob]:

@@ -38,7 +38,7 @@ def choose_scanner(rng: np.random.Generator, test: bool) -> Scanner:
 
 def slice_thickness(rng: np.random.Generator, modality: str) -> float:
     """Acquired slice thickness (mm): 3D sequences ~1 mm, 2D sequences 3-5 mm."""
-    p_3d = {"FLAIR": 0.4, "T1": 0.7, "T2": 0.15}[modality]
+    p_3d = {"FLAIR": 0.5, "T1": 0.7, "T2": 0.15}[modality]
     if rng.random() < p_3d:
         return float(rng.choice([1.0, 1.2]))
     return float(rng.choice([3.0, 4.0, 5.0]))
