@@ -14,6 +14,9 @@ brain and away from the lesions, three 1-D k-means classes of T1 (CSF < GM < WM;
 brightest 2 % left out, P39's T1 has a bright tail). WM voxels are those within a
 quarter of the GM-WM gap of the WM centre (eroded once against partial volume), GM
 likewise around the GM centre. Ratios are medians over the voxels (lesions: the mask).
+The FLAIR's bias is the std of the log of the WM medians of 30 mm blocks (those with
+more than 500 WM voxels); the synthetic ends carry a bias field of the lowest and the
+highest strength.
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ import pytest
 from scipy import ndimage as ndi
 
 from mslesseg_nnunet.synth.anatomy import template
-from mslesseg_nnunet.synth.contrasts import FLAIR_LESION_SCALE, GM_RATIO, Contrast, compose
+from mslesseg_nnunet.synth.contrasts import (BIAS_STRENGTH, FLAIR_LESION_SCALE, GM_RATIO,
+                                             Contrast, bias_field, compose)
+from mslesseg_nnunet.synth.grids import mni_grid
 from mslesseg_nnunet.synth.lesions import LESION_CONTRAST, patient_lesions, render
 from mslesseg_nnunet.synth.regions import regions
 
@@ -47,10 +52,20 @@ def tissue_masks(t1: np.ndarray, brain: np.ndarray, lesion: np.ndarray) -> tuple
     return wm, gm
 
 
+def block_bias(image: np.ndarray, wm: np.ndarray, block: int = 30) -> float:
+    """Std of the log WM median over ``block`` mm blocks holding more than 500 WM voxels."""
+    medians = []
+    for corner in np.ndindex(*(-(-n // block) for n in image.shape)):
+        box = tuple(slice(c * block, (c + 1) * block) for c in corner)
+        if wm[box].sum() > 500:
+            medians.append(np.median(image[box][wm[box]]))
+    return float(np.std(np.log(medians)))
+
+
 def ratios(images: dict, lesion: np.ndarray, brain: np.ndarray) -> dict:
-    """``{(modality, "GM/WM" | "lesion/WM"): ratio of medians}``."""
+    """``{(modality, "GM/WM" | "lesion/WM"): ratio of medians, ("FLAIR", "bias"): ...}``."""
     wm, gm = tissue_masks(images["T1"], brain, lesion)
-    out = {}
+    out = {("FLAIR", "bias"): block_bias(images["FLAIR"], wm)}
     for modality, image in images.items():
         white = np.median(image[wm])
         out[modality, "GM/WM"] = float(np.median(image[gm]) / white)
@@ -75,7 +90,8 @@ def _load(path: Path) -> np.ndarray:
 
 def _synthetic_end(end: int) -> dict:
     """Ratios of noise-free synthetic FLAIR/T1/T2 composed with every range at its low
-    (``end=0``) or high (``end=1``) end, on the template with one patient's lesions."""
+    (``end=0``) or high (``end=1``) end, on the template with one patient's lesions
+    (the FLAIR with a bias field as ``acquire`` draws it)."""
     tpl = template()
     lesions = patient_lesions(np.random.default_rng(3), 8000.0)
     lesions = [replace(les, contrast={m: r[end] for m, r in LESION_CONTRAST.items()})
@@ -88,6 +104,7 @@ def _synthetic_end(end: int) -> dict:
                             csf_ratio=0.3, periventricular_ratio=1.0, lesion_scale=scale,
                             bias_strength=0.0, noise=0.0, texture=0.0, slice_thickness=1.0)
         images[modality] = compose(tpl, contrast, maps.delta[modality], regions().ventricle_band)
+    images["FLAIR"] *= bias_field(mni_grid(1.0), np.random.default_rng(0), BIAS_STRENGTH[end])
     return ratios(images, maps.fraction >= 0.5, tpl.brain)
 
 
@@ -107,7 +124,7 @@ def test_real_ratios_fall_inside_the_synthetic_ranges(real_ratios):
         for key, value in measured.items():
             assert low[key] <= value <= high[key], (name, key, low[key], value, high[key])
             checked += 1
-    assert checked == 14          # 2 ratios x (FLAIR, T1) x 3 scans + T2 of patient07
+    assert checked == 17          # (2 ratios x (FLAIR, T1) + FLAIR bias) x 3 scans + T2 of p07
     # what the widening is for: 3D-MR-MS's FLAIR lesions are far fainter than MSLesSeg's
     assert real_ratios["3D-MR-MS patient07"]["FLAIR", "lesion/WM"] < 1.45
     assert min(real_ratios[p]["FLAIR", "lesion/WM"] for p in ("P18", "P39")) > 1.55

@@ -27,7 +27,7 @@ GM_RATIO = {"FLAIR": (1.0, 1.3), "T1": (0.6, 0.92), "T2": (1.15, 1.4)}
 #: scan shows, mimics alike): full on 2D (thick-slice) FLAIR, down to 0.4 on 3D FLAIR.
 FLAIR_LESION_SCALE = {"2d": (0.8, 1.0), "3d": (0.4, 1.0)}
 #: (low, high) of the std of the log bias field left after the releases' bias correction.
-BIAS_STRENGTH = (0.03, 0.25)
+BIAS_STRENGTH = (0.02, 0.25)
 #: Template T1 value in white matter (its CSF is ~0.3, grey matter ~0.65).
 _TEMPLATE_T1_WM = 0.87
 _CSF_RATIO = {"FLAIR": (0.2, 0.5), "T1": (0.3, 0.45), "T2": (2.2, 3.4)}
@@ -91,12 +91,17 @@ def texture_field(grid: Grid, rng: np.random.Generator) -> np.ndarray:
     return texture / np.float32(max(float(texture[::3, ::3, ::3].std()), 1e-6))
 
 
+def bias_field(grid: Grid, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A multiplicative bias field: exp of a smooth field (wavelengths 120-400 mm) of std
+    ``strength``."""
+    return np.exp(np.float32(strength) * smooth_field(grid, rng, (120.0, 400.0), 4))
+
+
 def acquire(image: np.ndarray, grid: Grid, contrast: Contrast, rng: np.random.Generator,
             texture: np.ndarray) -> np.ndarray:
     """Apply bias field, slice-thickness blur and noise to an image sampled on ``grid``."""
     spacing = grid.spacing
-    image = image * np.exp(np.float32(contrast.bias_strength)
-                           * smooth_field(grid, rng, (120.0, 400.0), 4))
+    image = image * bias_field(grid, rng, contrast.bias_strength)
     # Blur to the acquired resolution (in-plane ~1 mm, through-plane the slice thickness)
     # plus the smoothing of the resampling to the template (~1 mm).
     fwhm = np.hypot(np.array([1.0, 1.0, contrast.slice_thickness]), 1.0)
