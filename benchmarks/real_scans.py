@@ -38,22 +38,24 @@ DATASETS = (("MSLesSeg", "mslesseg-real/train", {"FLAIR", "T1"}),
 METRICS = ("dice", "tpr", "ppv")
 
 
-def demo_models(workdir: Path) -> tuple[list[Path], Path, set[str]]:
-    """Model folders, tuned.json and input channels of a finished `mslesseg demo` folder."""
+def demo_models(workdir: Path) -> tuple[list[Path], Path | None, set[str]]:
+    """Model folders, tuned.json (None: not tuned, `mslesseg predict`'s defaults) and input
+    channels of a `mslesseg demo` (or `mslesseg run`) folder."""
     models = sorted((workdir / "nnunet" / "nnUNet_results").glob("Dataset*/*__*__*"))
     tuned = workdir / "work" / "tune" / "tuned.json"
-    if not models or not tuned.is_file():
-        raise SystemExit(f"{workdir}: no finished demo (models and work/tune/tuned.json)")
+    if not models:
+        raise SystemExit(f"{workdir}: no trained models under nnunet/nnUNet_results")
     dataset = json.loads((models[0] / "dataset.json").read_text())
-    return models, tuned, set(dataset["channel_names"].values())
+    return models, tuned if tuned.is_file() else None, set(dataset["channel_names"].values())
 
 
-def predict(models: list[Path], tuned: Path, src: Path, out: Path) -> float:
+def predict(models: list[Path], tuned: Path | None, src: Path, out: Path) -> float:
     """`mslesseg predict` of ``src`` with the demo's fused ensemble; seconds taken."""
     start = time.monotonic()
+    params = ["--params", str(tuned)] if tuned else []
     subprocess.run(["mslesseg", "predict", "-i", str(src), "-o", str(out), "--models",
-                    *map(str, models), "--params", str(tuned), "--device", "cpu",
-                    "--disable-tta", "--workers", "0"], check=True)
+                    *map(str, models), *params, "--device", "cpu", "--disable-tta",
+                    "--workers", "0"], check=True)
     return time.monotonic() - start
 
 
@@ -99,9 +101,10 @@ def main() -> None:
     print("|---|" + "---|" * 3 * len(names))
     for scan in scans:
         print(f"| {scan} | " + " | ".join(fmt(results[n].get(scan)) for n in names) + " |")
-    means = [fmt({k: float(np.mean([r[k] for r in results[n].values()])) for k in METRICS})
+    means = [fmt({k: float(np.nanmean([r[k] for r in results[n].values()])) for k in METRICS})
              if results[n] else fmt(None) for n in names]
-    print("| mean over the scans each took | " + " | ".join(means) + " |")
+    print("| mean over the scans each took (PPV: those with a prediction) | "
+          + " | ".join(means) + " |")
 
 
 if __name__ == "__main__":
