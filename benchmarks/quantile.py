@@ -22,6 +22,8 @@ Prints the median over rounds and the ratios as a Markdown table for docs/benchm
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -92,9 +94,10 @@ def main() -> None:
     from mslesseg_nnunet.dataset_conversion.normalise import compute_references
     from mslesseg_nnunet.quantile_normalisation import normalise_case_files, normalise_channels
 
-    extract_fingerprints([990], num_processes=1, check_dataset_integrity=False, clean=True,
-                         verbose=False)
-    plan_experiments([990])
+    with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints the whole plans
+        extract_fingerprints([990], num_processes=1, check_dataset_integrity=False, clean=True,
+                             verbose=False)
+        plan_experiments([990])
     pre = work / "nnUNet_preprocessed" / DATASET
     plans = PlansManager(json.loads((pre / "nnUNetPlans.json").read_text()))
     config = plans.get_configuration("3d_fullres")
@@ -109,9 +112,11 @@ def main() -> None:
             label = str(work / "nnUNet_raw" / DATASET / "labelsTr" / f"{case}.nii.gz")
             arrays = [np.asanyarray(nib.load(str(f)).dataobj) for f in files]
             steps = {
-                "nnunet": lambda: preprocessor.run_case_save(str(out / case), list(map(str, files)),
-                                                             label, plans, config, dataset_json),
-                "files": lambda: normalise_case_files(files, [out / f.name for f in files], references),
+                "nnunet": lambda: preprocessor.run_case_save(
+                    str(out / f"{case}-{r}"), list(map(str, files)), label, plans, config,
+                    dataset_json),
+                "files": lambda: normalise_case_files(files, [out / f.name for f in files],
+                                                      references),
                 "memory": lambda: normalise_channels(arrays, references)}
             for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
                 times[case][name].append(timed(steps[name]))

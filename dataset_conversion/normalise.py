@@ -51,8 +51,8 @@ def compute_references(training: dict[str, list[Path]], indices: list[int], temp
         if template not in training:
             raise UserError(f"--template: {template!r} is not a training case")
         training = {template: training[template]}
-    functions = map_with_progress(case_quantiles, [(p, indices, N_QUANTILES) for p in training.values()],
-                                  workers, "quantiles")
+    items = [(paths, indices, N_QUANTILES) for paths in training.values()]
+    functions = map_with_progress(case_quantiles, items, workers, "quantiles")
     return {i: np.mean([f[k] for f in functions], axis=0) for k, i in enumerate(indices)}
 
 
@@ -84,7 +84,8 @@ def normalise_dataset(folder: Path, channels: Sequence[str] | None = None,
         info = {**info, DATASET_KEY: entry}
         write_json(folder / "dataset.json", info)
     references = stored_references(info)
-    cases = [paths for sub in ("imagesTr", "imagesTs") for paths in case_files(folder / sub, info).values()]
-    map_with_progress(normalise_case_files, [(p, p, references) for p in cases], workers, "normalise")
+    items = [(paths, paths, references) for sub in ("imagesTr", "imagesTs")
+             for paths in case_files(folder / sub, info).values()]
+    map_with_progress(normalise_case_files, items, workers, "normalise")
     return info
 

@@ -2,7 +2,8 @@
 
 Flow: check the models and the input folder; link the inputs into nnU-Net
 naming (``dataset_conversion.prepare_prediction_inputs``; every channel some
-model needs, each model then reads its own); run nnU-Net's
+model needs, each model then reads its own; a model trained on quantile-normalised data
+reads them normalised with the references in its ``dataset.json``); run nnU-Net's
 predictor per model over all requested folds with probabilities kept (into
 ``OUT/.work/``, reused when a run is resumed); fuse and postprocess case by
 case; write each mask with the source image's header (``write_back``); then

@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
+from tqdm import tqdm
 
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.nifti import read_volume, write_volume
@@ -104,8 +105,6 @@ def normalise_folder(src: Path, dst: Path, cases: Sequence[str], positions: Sequ
     """Write into ``dst`` the channels a model reads, in nnU-Net naming: model channel ``k`` is
     file ``{case}_{positions[k]:04d}`` of ``src``, normalised with ``references[k]`` when there
     is one, else linked."""
-    from tqdm import tqdm
-
     dst.mkdir(parents=True, exist_ok=True)
     for case in tqdm(cases, desc="quantile-normalise", unit="case"):
         names = [f"{case}_{p:04d}{ending}" for p in positions]

@@ -27,7 +27,7 @@ def independent_reference(scans: list[np.ndarray], k: int = K) -> np.ndarray:
 
 
 def independent_normalise(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Rank i of n -> reference at probability i/(n-1); tied values share the mean over their ranks."""
+    """Rank i of n -> reference at probability i/(n-1); tied values: the mean over their ranks."""
     n = values.size
     ordered = np.sort(values)
     out = np.empty(n)
@@ -178,7 +178,8 @@ def test_predict_and_stock_inputs_apply_the_stored_reference(raw, scans, tmp_pat
         predict_module.predict_folder(unnormalised, tmp_path / "out", [model], workers=0)
     from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
 
-    np.testing.assert_array_equal(brain_mask(scans["case_4"]), create_nonzero_mask(np.stack(scans["case_4"])))
+    np.testing.assert_array_equal(brain_mask(scans["case_4"]),
+                                  create_nonzero_mask(np.stack(scans["case_4"])))
     np.testing.assert_allclose(seen["case_4_0000.nii.gz"], want, rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(seen["case_4_0001.nii.gz"], scans["case_4"][1])
 
@@ -195,14 +196,19 @@ def test_experiment_key_reaches_convert(tmp_path):
     from mslesseg_nnunet.experiment import RECIPES, build_graph, load_experiment
 
     path = tmp_path / "demo.toml"
-    path.write_text(RECIPES["demo"].replace('name = "DemoMSLesSeg"\n',
-                                            'name = "DemoMSLesSeg"\nquantile_normalise = ["FLAIR", "T1"]\n'))
+    name = 'name = "DemoMSLesSeg"\n'
+    path.write_text(RECIPES["demo"].replace(name, name + 'quantile_normalise = ["FLAIR", "T1"]\n'))
     argv = build_graph(load_experiment(path, check_paths=False))["convert"].argv
     assert argv[-2:] == ("--quantile-normalise", "FLAIR,T1")
-    path.write_text(RECIPES["demo"].replace('name = "DemoMSLesSeg"\n',
-                                            'name = "DemoMSLesSeg"\nquantile_normalise = ["PD"]\n'))
+    path.write_text(RECIPES["demo"].replace(name, name + 'quantile_normalise = ["PD"]\n'))
     with pytest.raises(UserError, match=r"quantile_normalise\[0\]"):
         load_experiment(path, check_paths=False)
+    convert = 'convert_args = ["--modalities", "FLAIR"]'
+    path.write_text(RECIPES["crossdataset"].replace(
+        convert, 'quantile_normalise = ["FLAIR"]\n' + convert))
+    graph = build_graph(load_experiment(path, check_paths=False))
+    assert graph["convert.MSSEG2016"].argv[-2:] == ("--quantile-normalise", "FLAIR")
+    assert graph["merge.MSSEG2016+ISBI2015+3DMRMS"].argv[-2:] == ("--quantile-normalise", "FLAIR")
 
 
 @pytest.mark.slow
@@ -232,3 +238,35 @@ def test_stock_nnunet_preprocesses_it_and_keeps_the_reference(raw, scans, tmp_pa
         np.testing.assert_allclose(np.polyval(fit, ours), theirs, atol=1e-3)
         fits.append(fit)
     np.testing.assert_allclose(fits, [fits[0]] * 4, rtol=0.02)
+
+
+def test_convert_option_gives_every_scan_the_reference_quantiles(scans, tmp_path, monkeypatch):
+    """`mslesseg convert folders --quantile-normalise FLAIR`: afterwards every scan's FLAIR inside
+    the brain has (up to ties) the stored reference's quantiles; a missing dataset id is a
+    one-line error (exit 2)."""
+    src = tmp_path / "src"
+    for case, channels in scans.items():
+        (src / case).mkdir(parents=True)
+        for name, channel in zip(("flair", "t1"), channels):
+            nib.save(nib.Nifti1Image(channel.astype(np.int16), np.eye(4)),
+                     src / case / f"{name}.nii.gz")
+        if case != "case_4":
+            nib.save(nib.Nifti1Image((channels[0] > 150).astype(np.uint8), np.eye(4)),
+                     src / case / "mask.nii.gz")
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(var, str(tmp_path / var))
+    assert main(["convert", "folders", str(src), "--dataset-id", "951", "--name", "Q",
+                 "--channel", "FLAIR={case}/flair.nii.gz", "--channel", "T1={case}/t1.nii.gz",
+                 "--label", "{case}/mask.nii.gz", "--workers", "1",
+                 "--quantile-normalise", "FLAIR"]) == 0
+    raw = tmp_path / "nnUNet_raw" / "Dataset951_Q"
+    info = json.loads((raw / "dataset.json").read_text())
+    reference = np.asarray(info["quantile_normalisation"]["channels"]["0"]["quantiles"])
+    images = sorted(raw.glob("images*/*_0000.nii.gz"))
+    assert len(images) == 5 and list(info["quantile_normalisation"]["channels"]) == ["0"]
+    for flair in images:
+        t1 = read(flair.with_name(flair.name.replace("_0000", "_0001")))
+        values = read(flair)[brain([read(flair), t1])]
+        quantiles = np.quantile(values, np.linspace(0, 1, 101))
+        np.testing.assert_allclose(quantiles, reference[::10], atol=0.02 * np.ptp(reference))
+    assert main(["normalise", "dataset", "-d", "952"]) == 2

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     d.add_argument("--workers", type=int, default=None, metavar="K",
                    help="worker processes (default: CPU count, at most 8)")
     d.set_defaults(func=run_dataset)
-    i = sub.add_parser("inputs", help="normalise an nnU-Net input folder for stock nnUNetv2_predict",
+    i = sub.add_parser("inputs", help="normalise an input folder for stock nnUNetv2_predict",
                        description="Write IN's cases (nnU-Net naming, the model's channels) to OUT "
                                    "with the channels the model was trained quantile-normalised "
                                    "normalised by its stored references; `mslesseg predict` does "
@@ -70,6 +70,7 @@ def run_dataset(args) -> int:
 
 def run_inputs(args) -> int:
     from mslesseg_nnunet.atomic import atomic_dir
+    from mslesseg_nnunet.dataset_conversion.normalise import case_files
     from mslesseg_nnunet.dataset_json import load_dataset_json
     from mslesseg_nnunet.errors import UserError
     from mslesseg_nnunet.quantile_normalisation import normalise_folder, stored_references
@@ -79,12 +80,11 @@ def run_inputs(args) -> int:
     if not references:
         raise UserError(f"{args.model / 'dataset.json'}: the model was not trained on "
                         "quantile-normalised data (nothing to do)")
-    ending = info["file_ending"]
-    cases = sorted(p.name[:-len(ending) - 5] for p in args.input.glob(f"*_0000{ending}"))
+    cases = list(case_files(args.input, info))
     if not cases:
-        raise UserError(f"{args.input}: no {{case}}_0000{ending} files")
+        raise UserError(f"{args.input}: no {{case}}_0000{info['file_ending']} files")
     with atomic_dir(args.output, args.overwrite) as tmp:
         normalise_folder(args.input, tmp, cases, range(len(info["channel_names"])), references,
-                         ending)
+                         info["file_ending"])
     print(f"wrote {args.output}")
     return 0
