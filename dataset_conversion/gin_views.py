@@ -14,7 +14,6 @@ Images and labels of the originals are linked, never copied.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -27,8 +26,7 @@ from mslesseg_nnunet.dataset_conversion.back_conversion import load_case_map
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.merge import source_cases
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
-from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, check_dataset_id, find_raw_dataset,
-                                                            nnunet_dir, write_json)
+from mslesseg_nnunet.dataset_conversion.raw_dataset import CASE_MAP, derived_target, nnunet_dir, write_json
 from mslesseg_nnunet.dataset_conversion.relabel import link_images
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
@@ -105,11 +103,7 @@ def gin_views_dataset(source_id: int, dataset_id: int, name: str | None = None, 
     if int(views) < 1:
         raise UserError(f"--views: must be at least 1, got {views}")
     workers = check_workers(workers)
-    source = find_raw_dataset(source_id)
-    if int(dataset_id) == int(source_id):
-        raise UserError(f"--dataset-id {dataset_id}: must differ from --source")
-    name = name or f"{source.name.split('_', 1)[1]}GIN"
-    folder = check_dataset_id(dataset_id, name, overwrite)
+    source, folder = derived_target(source_id, dataset_id, name, "GIN", overwrite)
     info = load_dataset_json(source / "dataset.json")
     cases = source_cases(source, info, "imagesTr")
     if not cases:

@@ -53,8 +53,8 @@ class IQDATransform(ImageOnlyTransform):
     ----------
     sigma_range : (low, high) of the blur / unsharp-mask sigma in voxels.
     thick_sizes : mean-filter lengths to draw from.
-    thick_axes : spatial axes the mean filter may run along (one is drawn); axes
-        a 2D patch lacks are left out, and with none left no thick-slice look is drawn.
+    thick_axes : spatial axes the mean filter may run along (one is drawn). 2D
+        patches (slices of nnU-Net's 2d configuration) get no thick-slice look.
 
     Uses the torch random generator: ``torch.manual_seed`` makes it reproducible.
     """
@@ -66,13 +66,15 @@ class IQDATransform(ImageOnlyTransform):
             raise ValueError(f"IQDA sigma range must be positive and increasing, got {sigma_range}")
         if not thick_sizes or any(int(s) < 1 for s in thick_sizes):
             raise ValueError(f"IQDA thick-slice sizes must be positive, got {list(thick_sizes)}")
+        if not set(thick_axes) <= {0, 1, 2}:
+            raise ValueError(f"IQDA thick-slice axes must be among 0, 1, 2, got {list(thick_axes)}")
         self.sigma_range = tuple(map(float, sigma_range))
         self.thick_sizes = tuple(int(s) for s in thick_sizes)
         self.thick_axes = tuple(int(a) for a in thick_axes)
 
     def get_parameters(self, **data_dict) -> dict:
         image = data_dict["image"]
-        axes = [a for a in self.thick_axes if a < image.ndim - 1]
+        axes = self.thick_axes if image.ndim == 4 else ()  # a 2D patch has no slice axis
         kinds = KINDS if axes else KINDS[:2]
         low, high = self.sigma_range
         draws = []

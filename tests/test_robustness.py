@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.image_quality import IQDATransform, gaussian_blur, mean_filter, unsharp_mask
 from mslesseg_nnunet.mask_variants import DILATE, ERODE, KEEP, REMOVE, LesionMaskVariantTransform, \
     lesion_components, lesion_mask_variant
@@ -47,8 +48,10 @@ def test_iqda_draws_one_degradation_per_channel_within_the_paper_ranges():
     transform = IQDATransform()
     seen = set()
     torch.manual_seed(0)
-    for _ in range(60):
+    for _ in range(20):
         params = transform.get_parameters(image=img)
+        out = transform.apply({"image": img.clone(), "segmentation": seg}, **params)
+        assert out["segmentation"] is seg
         for c, (kind, *args) in enumerate(params["draws"]):
             seen.add(kind)
             if kind == "thick":
@@ -57,11 +60,9 @@ def test_iqda_draws_one_degradation_per_channel_within_the_paper_ranges():
             else:
                 assert 0.5 <= args[0] <= 1.75
                 expected = (unsharp_mask if kind == "sharpen" else gaussian_blur)(img[c:c + 1], args[0])[0]
-            out = transform.apply({"image": img.clone(), "segmentation": seg}, **params)
             np.testing.assert_allclose(out["image"][c].numpy(), np.asarray(expected), atol=1e-5)
-            assert out["segmentation"] is seg
     assert seen == {"blur", "sharpen", "thick"}
-    flat = IQDATransform(thick_axes=(2,)).get_parameters(image=img[:, :, :, 0])  # a 2D patch
+    flat = transform.get_parameters(image=img[:, :, :, 0])  # a 2D patch: no slice axis
     assert all(kind != "thick" for kind, *_ in flat["draws"])
 
 
@@ -216,7 +217,9 @@ def write_source(raw, preprocessed):
     return cases
 
 
-def test_gin_views_cli_writes_views_with_patient_grouped_splits(tmp_path, run_cli):
+def test_gin_views_cli_writes_views_with_patient_grouped_splits(tmp_path, run_cli, monkeypatch):
+    from mslesseg_nnunet.dataset_conversion.gin_views import gin_views_dataset
+
     raw, preprocessed = tmp_path / "nnunet" / "nnUNet_raw", tmp_path / "nnunet" / "nnUNet_preprocessed"
     cases = write_source(raw, preprocessed)
     run_cli("gin-views", "--source", "950", "--dataset-id", "951", "--views", "3", "--workers", "1")
@@ -239,8 +242,10 @@ def test_gin_views_cli_writes_views_with_patient_grouped_splits(tmp_path, run_cl
         assert all(c in cases for c in fold["val"])
         assert not {case_map[c]["patient"] for c in fold["train"]} & val_patients
         assert len(fold["train"]) == 4 * len([c for c in cases if cases[c] not in val_patients])
-    again = run_cli("gin-views", "--source", "950", "--dataset-id", "951", check=False)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    for var in ("nnUNet_raw", "nnUNet_preprocessed"):
+        monkeypatch.setenv(var, str(tmp_path / "nnunet" / var))
+    with pytest.raises(UserError, match="--overwrite"):
+        gin_views_dataset(950, 951)
 
 
 # --- Trainers -----------------------------------------------------------------------------------
