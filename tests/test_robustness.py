@@ -115,6 +115,17 @@ def test_dilation_keeps_the_label_and_spares_outside_ignore_and_other_lesions():
     np.testing.assert_array_equal(new_image, image)
 
 
+def test_transform_draws_each_lesions_action_with_its_probability():
+    labels = np.zeros((40, 40, 40), np.int16)
+    labels[::2, ::2, ::2] = 1  # 8000 one-voxel lesions
+    torch.manual_seed(0)
+    actions = LesionMaskVariantTransform(0.25, 0.25, 0.1).get_parameters(
+        segmentation=torch.as_tensor(labels)[None])["actions"]
+    assert len(actions) == 8000
+    frequencies = np.bincount(actions, minlength=4) / len(actions)
+    np.testing.assert_allclose(frequencies, [0.4, 0.25, 0.25, 0.1], atol=0.02)
+
+
 def test_transform_removes_every_lesion_with_p_remove_one():
     image, labels = hand_made()
     transform = LesionMaskVariantTransform(p_erode=0, p_dilate=0, p_remove=1)
