@@ -71,11 +71,9 @@ class nnUNetTrainerLesionSynthDiceFocal(LesionSynthesisMixin, DiceFocalLossMixin
 
 
 class nnUNetTrainerLesionSynthShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerLesionSynth):
-    """nnU-Net default with synthetic lesions pasted into training patches (1:3), Dice + CE; short schedule,
-    no mirroring."""
+    """nnU-Net default + synthetic lesions (1:3), Dice + CE; short schedule, no mirroring."""
 
 
 class nnUNetTrainerLesionSynthDiceFocalShort(ShortScheduleMixin, NoMirroringMixin,
                                              nnUNetTrainerLesionSynthDiceFocal):
-    """nnU-Net default with synthetic lesions pasted into training patches (1:3), Dice + Focal loss; short
-    schedule, no mirroring."""
+    """nnU-Net default + synthetic lesions (1:3), Dice + Focal loss; short schedule, no mirroring."""
