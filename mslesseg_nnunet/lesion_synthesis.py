@@ -12,8 +12,9 @@ tissue of the patch; voxels with a lesion fraction >= 0.5 get the lesion label.
 Contrast of a lesion on channel ``c``: ``(lesion - m) = f_c * (tissue - m)``
 inside it, fading out at its edge, with ``tissue`` the median of the
 normal-appearing tissue in the lesion's box, ``m`` the patch's minimum (the
-zero signal when the patch holds background; otherwise its darkest voxel, so
-the ratio to the true zero signal is a little closer to 1) and ``f_c`` drawn
+zero signal when the patch holds background outside a non-masked
+normalisation; otherwise its darkest voxel, which brings the effective ratio
+closer to 1: docs/trainers.md) and ``f_c`` drawn
 per lesion and channel from the channel's range (:data:`CONTRAST_RANGES`):
 hyperintense on FLAIR, T2 and PD, hypo- to isointense on T1. MSSEG-2 pairs
 (channels ``time01``, ``time02``) get new lesions in ``time02`` only.
@@ -25,7 +26,7 @@ from typing import Sequence
 import numpy as np
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from mslesseg_nnunet.synth.lesions import Lesion, render_one, random_ellipsoid
+from mslesseg_nnunet.synth.lesions import Lesion, random_ellipsoid, render_one
 
 #: (low, high) lesion/tissue intensity ratio per modality. FLAIR reaches down to the
 #: low contrast of 3D FLAIR (lesions 1.2-1.4x white matter) and up to MSLesSeg's 2x.
