@@ -297,6 +297,7 @@ def training_batch(trainer, rng):
                                    for i in range(len(samples[0]["segmentation"]))]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ROBUSTNESS)
 def test_trainer_runs_a_training_step_through_its_transforms(cpu_plans, name, tmp_path, monkeypatch):
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
