@@ -54,3 +54,12 @@ def run_cli(tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_plans(tmp_path_factory) -> dict[str, Path]:
+    """nnU-Net's default and ResEnc plans of a tiny planned dataset ({plans name: json path}),
+    planned once per session by the stock planners (read-only for the tests)."""
+    from networks_helpers import make_plans
+
+    return make_plans(tmp_path_factory.mktemp("tiny_plans"))

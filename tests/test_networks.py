@@ -14,7 +14,6 @@ from dynamic_network_architectures.building_blocks.plain_conv_encoder import Pla
 from dynamic_network_architectures.building_blocks.residual import BasicBlockD
 from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
 
-from networks_helpers import make_plans
 from mslesseg_nnunet.networks import ARCHITECTURES, unet_hyperparameters
 from mslesseg_nnunet.networks.lightm_unet import ResidualMambaBlock
 from mslesseg_nnunet.networks.mamba import Mamba, MambaLayer
@@ -37,8 +36,8 @@ MONAI_BASELINES = ("SwinUNETR", "UNETR", "SegResNet")
 
 
 @pytest.fixture(scope="session")
-def plans_files(tmp_path_factory):
-    return make_plans(tmp_path_factory.mktemp("network_plans"))
+def plans_files(tiny_plans):
+    return tiny_plans
 
 
 def configuration(plans_files, plans_name):
