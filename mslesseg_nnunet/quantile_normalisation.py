@@ -48,12 +48,17 @@ def map_onto(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     if n < 2:
         raise ValueError("quantile normalisation needs at least 2 values")
     reference = np.asarray(reference, dtype=np.float64)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.append(starts, n))
     at_rank = np.interp(np.arange(n) / (n - 1), np.linspace(0.0, 1.0, reference.size), reference)
     cumulative = np.concatenate(([0.0], np.cumsum(at_rank)))
-    ends = np.cumsum(counts)
-    tie_means = (cumulative[ends] - cumulative[ends - counts]) / counts
-    return tie_means[inverse.ravel()]
+    tie_means = (cumulative[starts + counts] - cumulative[starts]) / counts
+    if starts.size * 64 <= n:  # few distinct intensities (integer-valued scans): look them up
+        return tie_means[np.searchsorted(ordered[starts], values)]
+    out = np.empty(n)
+    out[np.argsort(values)] = np.repeat(tie_means, counts)
+    return out
 
 
 def normalise_channels(channels: Sequence[np.ndarray],
