@@ -73,6 +73,17 @@ def find_raw_dataset(dataset_id: int, option: str = "--source") -> Path:
     return matches[0]
 
 
+def derived_target(source_id: int, dataset_id: int, name: str | None, suffix: str,
+                   overwrite: bool) -> tuple[Path, str]:
+    """(raw folder of dataset ``source_id``, folder name of the dataset derived from it): the ids must
+    differ, ``name`` defaults to the source's name + ``suffix`` (checked by ``check_dataset_id``)."""
+    source = find_raw_dataset(source_id)
+    if int(dataset_id) == int(source_id):
+        raise UserError(f"--dataset-id {dataset_id}: must differ from --source")
+    name = name or f"{source.name.split('_', 1)[1]}{suffix}"
+    return source, check_dataset_id(dataset_id, name, overwrite)
+
+
 def dataset_json(name: str, channels: list[str], n_train: int, n_test: int,
                  description: str, **extra) -> dict:
     """nnU-Net's ``dataset.json`` for a binary lesion dataset, with our ``lesion_labels``."""

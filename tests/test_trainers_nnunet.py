@@ -17,7 +17,10 @@ from mslesseg_nnunet.trainer_catalog import trainer_classes
 
 pytestmark = pytest.mark.slow
 
-FULL = sorted(name for name in trainer_classes() if not name.endswith("Short"))
+# The robustness trainers (one augmentation or loss mixin on nnU-Net's default network) run a
+# training step through their own transforms in test_robustness.py instead (CI time).
+FULL = sorted(name for name, cls in trainer_classes().items() if not name.endswith("Short")
+              and not cls.__module__.endswith("mslesseg_robustness_trainers"))
 # Stock-run in nnU-Net's 2d configuration (test_unet_plus_plus_2d_configuration); 3d in process below.
 STOCK_2D = ("nnUNetTrainerUNetPlusPlus",)
 # A network's Dice+Focal twin is its network class plus DiceFocalLossMixin, both stock-run on their
