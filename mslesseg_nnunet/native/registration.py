@@ -1,5 +1,6 @@
-"""Registration with SimpleITK's ``ImageRegistrationMethod``: rigid channel-to-FLAIR and
-12-dof affine (or rigid) FLAIR-to-template, multi-resolution, Mattes mutual information.
+"""Registration with SimpleITK's ``ImageRegistrationMethod``: rigid channel-to-FLAIR, and
+FLAIR-to-template by a similarity fit then 12-dof affine (or the similarity's rigid part),
+multi-resolution, Mattes mutual information.
 
 Levels 4 and 2 mm run on copies resampled to 2 mm (``coarse``), so the
 smoothing pyramid never touches a full volume; a last 1 mm level samples only
@@ -130,12 +131,9 @@ def similarity_to(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image 
 def without_scale(similarity: sitk.Similarity3DTransform) -> sitk.Euler3DTransform:
     """The rigid part of ``similarity`` (its rotation and translation about its centre):
     the template's centre goes where the similarity puts it, at the brain's own size."""
-    rigid = sitk.VersorRigid3DTransform()
-    rigid.SetCenter(similarity.GetCenter())
-    rigid.SetRotation(similarity.GetVersor())
     euler = sitk.Euler3DTransform()
     euler.SetCenter(similarity.GetCenter())
-    euler.SetMatrix(rigid.GetMatrix())
+    euler.SetMatrix([v / similarity.GetScale() for v in similarity.GetMatrix()])
     euler.SetTranslation(similarity.GetTranslation())
     return euler
 
