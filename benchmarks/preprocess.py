@@ -73,8 +73,7 @@ def run_case(name: str, files: dict[str, Path], dof: int, work: Path) -> dict:
     dice = _dice(native_volume(mask, out, True).data > 0, ref)
     exact = out.with_name(out.name + "-exact")
     shutil.copytree(out, exact, dirs_exist_ok=True)
-    transform = exact / "transforms" / "flair_to_mni.tfm"
-    sitk.WriteTransform(sitk.AffineTransform(3), str(transform))
+    sitk.WriteTransform(sitk.AffineTransform(3), str(exact / "transforms" / "flair_to_mni.tfm"))
     flair = to_array(sitk.Resample(read_scan(inputs["FLAIR"], "FLAIR")[0], mni_reference(),
                                    sitk.AffineTransform(3), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
     return {"case": name, "channels": "+".join(inputs), "dof": dof, "total": total,
