@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from mslesseg_nnunet.components import label_components
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, label_components
 from mslesseg_nnunet.labelling import DEFAULT_THRESHOLDS, check_thresholds, size_class_names
 
 LESION_COLUMNS = ("lesion_id", "voxels", "volume_mm3", "centroid_x_mm", "centroid_y_mm",
@@ -41,7 +41,7 @@ def to_mm(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     return ijk @ affine[:3, :3].T + affine[:3, 3]
 
 
-def lesion_table(mask: np.ndarray, affine: np.ndarray, connectivity: int = 6,
+def lesion_table(mask: np.ndarray, affine: np.ndarray, connectivity: int = LESION_CONNECTIVITY,
                  thresholds=DEFAULT_THRESHOLDS, flair: np.ndarray | None = None) -> list[dict]:
     """One row per lesion (:data:`LESION_COLUMNS`); ``mean_flair`` NaN without ``flair``."""
     thresholds = check_thresholds(thresholds)
@@ -120,7 +120,7 @@ def overlap_groups(base_labels: np.ndarray, n_base: int, follow_labels: np.ndarr
 
 
 def lesion_changes(baseline: np.ndarray, followup: np.ndarray, affine: np.ndarray,
-                   connectivity: int = 6, min_change: float = 0.25) -> list[dict]:
+                   connectivity: int = LESION_CONNECTIVITY, min_change: float = 0.25) -> list[dict]:
     """Compare lesions of two co-registered timepoints (:data:`CHANGE_COLUMNS`).
 
     Lesions of both timepoints that overlap by at least one voxel (directly or

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.atomic import atomic_dir, check_can_write
+from mslesseg_nnunet.components import LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.evaluation.batch import (columns, evaluate_pairs, parallel_map,
                                               summary_document)
@@ -52,7 +53,7 @@ def flair_for_cases(images: Path, cases: list[str]) -> dict[str, Path]:
     return {c: flairs[c] for c in cases}
 
 
-def build_report(images: Path, pred: Path, gt: Path, out: Path, connectivity: int = 26,
+def build_report(images: Path, pred: Path, gt: Path, out: Path, connectivity: int = LESION_CONNECTIVITY,
                  workers: int = 1, missing_as_empty: bool = False,
                  overwrite: bool = False) -> dict:
     """Evaluate PRED against GT (MSLesSeg metrics) and write ``out/index.html``,

@@ -1,0 +1,11 @@
+"""Choices, defaults and ranges read by argparse, the experiment schema and the library alike."""
+from __future__ import annotations
+
+import re
+
+# Voxel-size factors of the synthetic datasets (`synth --spacing`, [source] spacing).
+SYNTH_SPACING_RANGE = (1.0, 8.0)
+
+# `Name` of nnU-Net's DatasetNNN_Name (converters' --name, an experiment's dataset names).
+DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+DATASET_NAME_RULE = "must start with a letter and hold only letters, digits, '_', '.', '-'"
