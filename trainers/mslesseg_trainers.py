@@ -44,6 +44,12 @@ class nnUNetTrainerUMambaEncDiceFocal(DiceFocalLossMixin, nnUNetTrainerUMambaEnc
     """UMambaEnc network with Dice + Focal loss."""
 
 
+class nnUNetTrainerUMambaEncCapped(nnUNetTrainer):
+    """UMambaEnc without Mamba on stages above 16,384 voxels (a CPU choice, not the paper's), Dice + CE."""
+
+    build_network_architecture = network_from_registry("UMambaEncCapped")
+
+
 class nnUNetTrainerLightMUNet(AdamOptimizerMixin, NoDeepSupervisionMixin, nnUNetTrainer):
     """LightM-UNet (Mamba-based lightweight U-Net), Adam lr 1e-4, no deep supervision, Dice + CE."""
 
@@ -108,6 +114,10 @@ class nnUNetTrainerUMambaEncShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTr
 
 class nnUNetTrainerUMambaEncDiceFocalShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerUMambaEncDiceFocal):
     """UMambaEnc network with Dice + Focal loss; short schedule, no mirroring."""
+
+
+class nnUNetTrainerUMambaEncCappedShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerUMambaEncCapped):
+    """UMambaEnc without Mamba on stages above 16,384 voxels; short schedule, no mirroring."""
 
 
 class nnUNetTrainerLightMUNetShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerLightMUNet):
