@@ -15,7 +15,7 @@ from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.folds import grouped_folds, write_splits
 from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
-from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE
+from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, dataset_folder
 
 CASE_MAP = "case_map.json"
 
@@ -31,7 +31,7 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
         raise UserError(f"--dataset-id: must be between 1 and 999, got {dataset_id}")
     if not DATASET_NAME.match(name):
         raise UserError(f"--name: {DATASET_NAME_RULE}, got {name!r}")
-    return f"Dataset{int(dataset_id):03d}_{name}"
+    return dataset_folder(dataset_id, name)
 
 
 def datasets_with_id(dataset_id: int) -> list[Path]:

@@ -14,3 +14,8 @@ MSSEG2_PREFIX = "MSSEG2"
 # `Name` of nnU-Net's DatasetNNN_Name (converters' --name, an experiment's dataset names).
 DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 DATASET_NAME_RULE = "must start with a letter and hold only letters, digits, '_', '.', '-'"
+
+
+def dataset_folder(dataset_id: int, name: str) -> str:
+    """nnU-Net's folder name of a dataset: ``Dataset101_MSLesSeg``."""
+    return f"Dataset{int(dataset_id):03d}_{name}"

@@ -13,6 +13,7 @@ from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.schema import (PLANNERS, Experiment, Labelling, Model, Source,
                                                TestSet)
+from mslesseg_nnunet.vocabulary import dataset_folder
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class _Paths:
 
     @staticmethod
     def dataset(dataset_id: int, name: str) -> str:
-        return f"Dataset{dataset_id:03d}_{name}"
+        return dataset_folder(dataset_id, name)
 
     def labelling_dataset(self, lab: Labelling) -> str:
         return self.dataset(lab.dataset_id, lab.name)

@@ -15,7 +15,7 @@ from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
-from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE
+from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE, dataset_folder
 
 # Datasets as distributed, converted by `mslesseg convert KIND PATH` (add a converter's name here).
 CONVERTER_KINDS = ("mslesseg", "msseg2", "isbi2015", "msseg2016", "3dmrms", "folders")
@@ -486,7 +486,7 @@ def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | N
         return source.path / "test", source.path / "test"
     if source.kind in ("msseg2", "synthetic-msseg2"):
         return source.path / "testing", None
-    folder = raw / f"Dataset{source.dataset_id:03d}_{source.name}"  # converted or existing
+    folder = raw / dataset_folder(source.dataset_id, source.name)  # converted or existing
     gt = folder / "labelsTs"
     return folder / "imagesTs", gt if gt.is_dir() or source.kind != "nnunet" else None
 

@@ -112,17 +112,13 @@ class MambaLayer(nn.Module):
         return out.transpose(1, 2).reshape(batch, channels, *spatial)
 
 
-class ChannelMambaLayer(nn.Module):
-    """LayerNorm -> Mamba with the channels as tokens and the ``voxels`` as features, in fp32.
+class ChannelMambaLayer(MambaLayer):
+    """LayerNorm -> Mamba with the channels as tokens and the voxels as features, in fp32.
 
     U-Mamba's "channel tokens" for the deep UMambaEnc stages that have no more
-    voxels than channels; ``voxels`` is fixed by the plans' patch size.
+    voxels than channels: built with the stage's voxel count (fixed by the
+    plans' patch size) in place of its channels.
     """
-
-    def __init__(self, voxels: int, d_state: int = D_STATE, d_conv: int = D_CONV, expand: int = EXPAND):
-        super().__init__()
-        self.norm = nn.LayerNorm(voxels)
-        self.mamba = Mamba(voxels, d_state, d_conv, expand)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, *spatial = x.shape
