@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from mslesseg_nnunet.components import LESION_CONNECTIVITY, label_components
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, component_sizes, label_components
 from mslesseg_nnunet.labelling import DEFAULT_THRESHOLDS, check_thresholds, size_class_names
 
 LESION_COLUMNS = ("lesion_id", "voxels", "volume_mm3", "centroid_x_mm", "centroid_y_mm",
@@ -30,7 +30,7 @@ STATUSES = ("new", "enlarging", "stable", "shrinking", "disappeared")
 def ordered_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
     """Components relabelled 1..n by decreasing size (ties: first in scan order)."""
     labels, n = label_components(mask, connectivity)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    sizes = component_sizes(labels, n)
     lut = np.zeros(n + 1, dtype=np.uint32)
     lut[np.argsort(-sizes, kind="stable") + 1] = np.arange(1, n + 1, dtype=np.uint32)
     return lut[labels], n
@@ -136,7 +136,7 @@ def lesion_changes(baseline: np.ndarray, followup: np.ndarray, affine: np.ndarra
     vox_mm3 = abs(float(np.linalg.det(affine[:3, :3])))
 
     def per_group(labels, n, groups):
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        sizes = component_sizes(labels, n)
         counts = np.bincount(groups, minlength=n_groups)
         volumes = np.bincount(groups, weights=sizes, minlength=n_groups) * vox_mm3
         lut = np.concatenate([[-1], groups])
