@@ -15,6 +15,7 @@ from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
+from mslesseg_nnunet.postprocessing.params import RULES
 from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE, dataset_folder
 
 # Datasets as distributed, converted by `mslesseg convert KIND PATH` (add a converter's name here).
@@ -24,7 +25,6 @@ LABELLING_KINDS = ("binary", "msl", "dbl")
 MODALITIES = ("FLAIR", "T1", "T2")
 MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
 PROTOCOLS = ("mslesseg", "msseg2")
-RULES = ("mean", "madseg", "union", "staple")
 WEIGHTS = ("equal", "cv-dice")
 # protocol -> `mslesseg tune --objective` choices, the default first
 OBJECTIVES = {"mslesseg": ("dice",), "msseg2": ("rank", "f1")}
