@@ -61,13 +61,25 @@ def check_dataset_id(dataset_id: int, name: str, overwrite: bool) -> str:
     return folder
 
 
-def find_raw_dataset(dataset_id: int) -> Path:
-    """The raw folder of dataset ``dataset_id``; raise UserError if there is none."""
+def find_raw_dataset(dataset_id: int, option: str = "--source") -> Path:
+    """The raw folder of dataset ``dataset_id`` (given by ``option``); raise UserError if there
+    is none."""
     raw = nnunet_dir("nnUNet_raw")
     matches = [p for p in datasets_with_id(dataset_id) if p.parent == raw]
     if not matches:
-        raise UserError(f"--source {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
+        raise UserError(f"{option} {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
     return matches[0]
+
+
+def derived_target(source_id: int, dataset_id: int, name: str | None, suffix: str,
+                   overwrite: bool) -> tuple[Path, str]:
+    """(raw folder of dataset ``source_id``, folder name of the dataset derived from it): the ids must
+    differ, ``name`` defaults to the source's name + ``suffix`` (checked by ``check_dataset_id``)."""
+    source = find_raw_dataset(source_id)
+    if int(dataset_id) == int(source_id):
+        raise UserError(f"--dataset-id {dataset_id}: must differ from --source")
+    name = name or f"{source.name.split('_', 1)[1]}{suffix}"
+    return source, check_dataset_id(dataset_id, name, overwrite)
 
 
 def dataset_json(name: str, channels: list[str], n_train: int, n_test: int,

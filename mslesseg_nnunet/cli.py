@@ -36,6 +36,8 @@ COMMAND_MODULES = [
     "preprocess",
     "to_native",
     "segment",
+    "normalise",
+    "gin_views",
 ]
 
 

@@ -17,6 +17,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from mslesseg_nnunet.cib_loss import CIBLoss
 from mslesseg_nnunet.networks.cib_heads import attach_cib_heads, cib_heads_of
+from mslesseg_nnunet.robustness_mixins import TverskyLossMixin
 from mslesseg_nnunet.trainer_mixins import DiceFocalLossMixin, HyperparameterHook, \
     MSCSANetworkMixin, NoMirroringMixin, ShortScheduleMixin
 
@@ -146,3 +147,11 @@ class nnUNetTrainerCIBDiceFocalShort(ShortScheduleMixin, NoMirroringMixin, nnUNe
 
 class nnUNetTrainerMSCSACIBShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerMSCSACIB):
     """MSCSA network with CIB heads, Dice + CE; short schedule, no mirroring."""
+
+
+class nnUNetTrainerCIBTversky(CIBHeadsMixin, TverskyLossMixin, nnUNetTrainer):
+    """nnU-Net's network with CIB heads, Tversky + CE loss (the CIB paper's best-F1 combination)."""
+
+
+class nnUNetTrainerCIBTverskyShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerCIBTversky):
+    """nnU-Net's network with CIB heads, Tversky + CE loss; short schedule, no mirroring."""
