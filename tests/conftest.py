@@ -9,11 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# pytest runs from the repository root, whose mslesseg_nnunet/ folder is not the
-# installed package (trainers/ etc. live beside it): keep `python -c`/`-m`
-# subprocesses from putting the working directory first on sys.path.
-os.environ["PYTHONSAFEPATH"] = "1"
-
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repository next to shared/; developers may point elsewhere.
 SHARED = Path(os.environ.get("MSLESSEG_SHARED", REPO.parent / "shared"))
