@@ -1,6 +1,6 @@
 """Trainers for unseen scanners: IQDA, lesion-mask variants and the Tversky loss (issue 15).
 
-Each is one mixin of ``mslesseg_robustness_mixins`` on an existing trainer;
+Each is one mixin of ``mslesseg_nnunet.robustness_mixins`` on an existing trainer;
 the mixins compose with any of our trainers the same way. Every trainer has
 a ``...Short`` twin (short schedule, no mirroring) for CPU tests and the demo.
 Offline GIN views (MMS) are a dataset, not a trainer: ``mslesseg gin-views``.
