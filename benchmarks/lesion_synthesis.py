@@ -51,7 +51,7 @@ def augmentation_seconds(patch: tuple[int, ...], repeats: int) -> dict[str, floa
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from mslesseg_nnunet.lesion_synthesis import LesionSynthesisTransform, channel_contrasts
-    from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import insert_after_spatial
+    from mslesseg_nnunet.trainer_mixins import insert_after_spatial
 
     def pipeline(with_lesions: bool):
         compose = nnUNetTrainer.get_training_transforms(patch, (-np.pi / 6, np.pi / 6), None, (0, 1, 2), False,

@@ -7,7 +7,6 @@ temporary sibling); ``splits_final.json`` goes to
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from mslesseg_nnunet.atomic import atomic_file, atomic_dir
@@ -16,9 +15,9 @@ from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.folds import grouped_folds, write_splits
 from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
+from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, dataset_folder
 
 CASE_MAP = "case_map.json"
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 def nnunet_dir(var: str) -> Path:
@@ -30,10 +29,9 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     """``Dataset101_MSLesSeg``; raise UserError for an invalid id or name."""
     if not 1 <= int(dataset_id) <= 999:
         raise UserError(f"--dataset-id: must be between 1 and 999, got {dataset_id}")
-    if not _NAME.match(name):
-        raise UserError(f"--name: must start with a letter and hold only letters, digits, "
-                        f"'_', '.', '-', got {name!r}")
-    return f"Dataset{int(dataset_id):03d}_{name}"
+    if not DATASET_NAME.match(name):
+        raise UserError(f"--name: {DATASET_NAME_RULE}, got {name!r}")
+    return dataset_folder(dataset_id, name)
 
 
 def datasets_with_id(dataset_id: int) -> list[Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.atomic import atomic_dir
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
 from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, derived_target, nnunet_dir,
@@ -29,7 +29,7 @@ from mslesseg_nnunet.nifti import read_volume, write_volume
 KINDS = ("msl", "dbl")
 
 
-def labelling_spec(kind: str, connectivity: int = 6,
+def labelling_spec(kind: str, connectivity: int = LESION_CONNECTIVITY,
                    thresholds=DEFAULT_THRESHOLDS, distance2: float = DEFAULT_DISTANCE2) -> dict:
     """The ``labelling`` record of a derived dataset: kind and its parameters (validated)."""
     if kind == "msl":
@@ -88,7 +88,7 @@ def link_images(src: Path, dst: Path) -> None:
 
 
 def relabel_dataset(kind: str, source_id: int, dataset_id: int, name: str | None = None,
-                    connectivity: int = 6, thresholds=DEFAULT_THRESHOLDS,
+                    connectivity: int = LESION_CONNECTIVITY, thresholds=DEFAULT_THRESHOLDS,
                     distance2: float = DEFAULT_DISTANCE2, workers: int | None = None,
                     overwrite: bool = False) -> Path:
     """Write ``$nnUNet_raw/DatasetMMM_<name>``: dataset ``source_id`` relabelled by ``kind``.

@@ -1,5 +1,5 @@
 """Lesion synthesis on hand-made patches: label where the intensity changed, contrast ranges,
-MSSEG-2 pairs, the real:synthetic ratio, and the trainer's augmentation pipeline."""
+MSSEG-2 pairs, the real:synthetic ratio, the trainer's augmentation pipeline and a training step."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from test_robustness import cpu_plans, training_batch  # noqa: F401  (cpu_plans: a pytest fixture)
 
 from mslesseg_nnunet.lesion_synthesis import (CONTRAST_RANGES, LesionSynthesisTransform, channel_contrasts,
                                               draw_lesions, normal_tissue, paste)
@@ -141,3 +142,27 @@ def test_two_dimensional_samples():
     out = transform(image=torch.from_numpy(image[..., 0].copy()),
                     segmentation=torch.from_numpy(seg[..., 0].copy()))
     assert out["image"].shape == (2, 40, 40) and out["segmentation"].sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["nnUNetTrainerLesionSynth", "nnUNetTrainerLesionSynthDiceFocal"])
+def test_trainer_runs_a_training_step_through_its_transforms(cpu_plans, name, tmp_path, monkeypatch):
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+
+    from mslesseg_nnunet.trainer_catalog import trainer_classes
+
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    plans, dataset = cpu_plans
+    classes = trainer_classes()
+    assert f"{name}Short" in classes
+    cls = type(name, (classes[name],), {"lesion_synth_ratio": (0, 1)})     # every sample synthetic
+    torch.manual_seed(0)
+    np.random.seed(0)
+    trainer = cls({**plans, "continue_training": False}, "3d_fullres", 0, dataset, torch.device("cpu"))
+    trainer.preprocessed_dataset_folder = str(tmp_path)  # read only for the dataset format
+    (tmp_path / "case.b2nd").touch()
+    trainer.initialize()
+    transforms, batch = training_batch(trainer, np.random.default_rng(0))
+    kinds = [type(t) for t in transforms.transforms]
+    assert isinstance(transforms.transforms[kinds.index(SpatialTransform) + 1], LesionSynthesisTransform)
+    assert np.isfinite(trainer.train_step(batch)["loss"])

@@ -266,12 +266,10 @@ ROBUSTNESS = ["nnUNetTrainerIQDA", "nnUNetTrainerDiceFocalIQDA", "nnUNetTrainerM
 
 
 @pytest.fixture(scope="module")
-def cpu_plans(tmp_path_factory):
-    from networks_helpers import make_plans
-
+def cpu_plans(tiny_plans):
     from mslesseg_nnunet.cpu_plans import make_cpu_plans
 
-    plans = make_plans(tmp_path_factory.mktemp("plans"))["nnUNetPlans"]
+    plans = tiny_plans["nnUNetPlans"]
     dataset = json.loads((plans.parents[2] / "nnUNet_raw" / plans.parent.name / "dataset.json").read_text())
     return make_cpu_plans(json.loads(plans.read_text()), "3d_fullres", "nnUNetPlansCPU",
                           target_patch=(24, 24, 24)), dataset

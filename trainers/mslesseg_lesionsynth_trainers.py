@@ -12,7 +12,7 @@ import numpy as np
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from mslesseg_nnunet.lesion_synthesis import LesionSynthesisTransform, channel_contrasts
-from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import (
+from mslesseg_nnunet.trainer_mixins import (
     DiceFocalLossMixin, NoMirroringMixin, ShortScheduleMixin, insert_after_spatial)
 
 

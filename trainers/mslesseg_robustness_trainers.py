@@ -1,16 +1,15 @@
 """Trainers for unseen scanners: IQDA, lesion-mask variants and the Tversky loss (issue 15).
 
-Each is one mixin of ``mslesseg_robustness_mixins`` on an existing trainer;
+Each is one mixin of ``mslesseg_nnunet.robustness_mixins`` on an existing trainer;
 the mixins compose with any of our trainers the same way. Every trainer has
 a ``...Short`` twin (short schedule, no mirroring) for CPU tests and the demo.
 Offline GIN views (MMS) are a dataset, not a trainer: ``mslesseg gin-views``.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from mslesseg_nnunet.trainers.mslesseg_cib_trainers import CIBHeadsMixin
-from mslesseg_nnunet.trainers.mslesseg_robustness_mixins import IQDAMixin, LesionMaskVariantsMixin, \
+from mslesseg_nnunet.robustness_mixins import IQDAMixin, LesionMaskVariantsMixin, \
     TverskyLossMixin
-from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import DiceFocalLossMixin, NoMirroringMixin, \
+from mslesseg_nnunet.trainer_mixins import DiceFocalLossMixin, NoMirroringMixin, \
     ShortScheduleMixin
 
 
@@ -53,11 +52,3 @@ class nnUNetTrainerTversky(TverskyLossMixin, nnUNetTrainer):
 
 class nnUNetTrainerTverskyShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerTversky):
     """nnU-Net default network with Tversky + CE loss; short schedule, no mirroring."""
-
-
-class nnUNetTrainerCIBTversky(CIBHeadsMixin, TverskyLossMixin, nnUNetTrainer):
-    """nnU-Net's network with CIB heads, Tversky + CE loss (the CIB paper's best-F1 combination)."""
-
-
-class nnUNetTrainerCIBTverskyShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerCIBTversky):
-    """nnU-Net's network with CIB heads, Tversky + CE loss; short schedule, no mirroring."""

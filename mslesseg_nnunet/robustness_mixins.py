@@ -21,7 +21,7 @@ from nnunetv2.utilities.helpers import softmax_helper_dim1
 
 from mslesseg_nnunet.image_quality import IQDATransform
 from mslesseg_nnunet.mask_variants import LesionMaskVariantTransform
-from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import HyperparameterHook, insert_after_spatial
+from mslesseg_nnunet.trainer_mixins import HyperparameterHook, insert_after_spatial
 from mslesseg_nnunet.tversky_loss import DEFAULT_ALPHA, DEFAULT_BETA, TverskyLoss
 
 
