@@ -6,6 +6,9 @@ pixel dimensions are kept bit for bit; only the data type changes when asked.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,20 +50,56 @@ def read_header(path: Path) -> nib.Nifti1Header:
         raise UserError(f"{path}: not a readable NIfTI file ({_one_line(exc)})") from None
 
 
-def read_volume(path: Path, dtype: np.dtype | None = None) -> Volume:
-    """Read a NIfTI file; raise UserError naming the file if it is unreadable or truncated."""
+def _decoded(path: Path) -> tuple[nib.Nifti1Image, str]:
+    """The image held in memory and the sha256 of the file's bytes.
+
+    The whole file is read once: a gzip stream is inflated to its end and its
+    CRC and length checked, and the data must be as long as the header says;
+    else UserError naming the file (nibabel and SimpleITK would zero-fill or
+    stop early without a word)."""
+    path = Path(path)
     try:
-        img = nib.load(str(path))
-        if dtype is None:
-            data = np.asanyarray(img.dataobj)
-        else:
-            data = np.asanyarray(img.dataobj).astype(dtype, copy=False)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except (EOFError, zlib.error, OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable or truncated NIfTI file ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (EOFError, OSError, zlib.error) as exc:
+        raise UserError(f"{path}: truncated or corrupt gzip stream ({_one_line(exc)})") from None
+    for kind in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            header = kind.header_class.from_fileobj(io.BytesIO(data))
+            img = kind.from_bytes(data)
+            break
+        except Exception as exc:  # nibabel raises many types for broken files
+            error = exc
+    else:
+        raise UserError(f"{path}: not a readable NIfTI file ({_one_line(error)})") from None
+    needed = int(header.get_data_offset()) + int(np.prod(header.get_data_shape(), dtype=np.int64)
+                                                 ) * header.get_data_dtype().itemsize
+    if len(data) < needed:
+        raise UserError(f"{path}: truncated NIfTI file ({len(data)} of {needed} bytes)")
+    return img, digest
+
+
+def verify_image(path: Path) -> str:
+    """Decode ``path`` fully once (``_decoded``); return the sha256 of its bytes."""
+    return _decoded(path)[1]
+
+
+def read_volume(path: Path, dtype: np.dtype | None = None) -> Volume:
+    """Read a NIfTI file, verified whole (``_decoded``); raise UserError naming the file
+    if it is unreadable, truncated or not 3D."""
+    img, _ = _decoded(path)
+    try:
+        data = np.asanyarray(img.dataobj)
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
     except Exception as exc:
-        raise UserError(f"{path}: not a readable NIfTI file ({_one_line(exc)})") from None
+        raise UserError(f"{path}: unreadable NIfTI data ({_one_line(exc)})") from None
     if data.ndim != 3:
         raise UserError(f"{path}: expected a 3D image, got shape {data.shape}")
     return Volume(np.asarray(data), img.header)
