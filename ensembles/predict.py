@@ -211,7 +211,7 @@ def make_predictor(model: Model, device: str | None, tta: bool):
         predictor.initialize_from_trained_model_folder(str(model.folder), folds, CHECKPOINT)
     except Exception as exc:  # torch.load raises many types for a truncated or foreign file
         files = ", ".join(f"fold_{f}/{CHECKPOINT}" for f in model.folds)
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = " ".join(str(exc).split(". ")[0].split()) or type(exc).__name__
         raise UserError(f"{model.folder}: cannot load {files} (corrupt or truncated? {reason})") \
             from None
     return predictor
