@@ -86,12 +86,13 @@ def claim_dataset_id(dataset_id: int) -> Iterator[None]:
         yield
 
 
-def find_raw_dataset(dataset_id: int) -> Path:
-    """The raw folder of dataset ``dataset_id``; raise UserError if there is none."""
+def find_raw_dataset(dataset_id: int, option: str = "--source") -> Path:
+    """The raw folder of dataset ``dataset_id`` (given by ``option``); raise UserError if there
+    is none."""
     raw = nnunet_dir("nnUNet_raw")
     matches = [p for p in datasets_with_id(dataset_id) if p.parent == raw]
     if not matches:
-        raise UserError(f"--source {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
+        raise UserError(f"{option} {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
     return matches[0]
 
 

@@ -2,7 +2,8 @@
 
 Flow: check the models and the input folder; link the inputs into nnU-Net
 naming (``dataset_conversion.prepare_prediction_inputs``; every channel some
-model needs, each model then reads its own); run nnU-Net's
+model needs, each model then reads its own; a model trained on quantile-normalised data
+reads them normalised with the references in its ``dataset.json``); run nnU-Net's
 predictor per model over all requested folds with probabilities kept (into
 ``OUT/.work/``, reused when a run is resumed); fuse and postprocess case by
 case; write each mask with the source image's header (``write_back``); then
@@ -16,7 +17,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +39,7 @@ from mslesseg_nnunet.ensembles.members import ENSEMBLE_MANIFEST, PREDICTION_PROB
 from mslesseg_nnunet.ensembles.validation import model_cv_dice
 from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams, load_members
 from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
+from mslesseg_nnunet.quantile_normalisation import normalise_folder, stored_references
 
 CHECKPOINT = "checkpoint_final.pth"
 WORK = ".work"
@@ -53,6 +55,7 @@ class Model:
     kind: str
     channels: list[str]
     blending: str = "gaussian"
+    references: dict = field(default_factory=dict)  # quantile normalisation, channel -> reference
 
     def describe(self) -> dict:
         return {"model": str(self.folder), **model_info(self.folder), "folds": self.folds,
@@ -94,7 +97,7 @@ def open_model(model_dir: Path, folds: Sequence[str] | None, blending: str | Non
     regions = any(isinstance(v, (list, tuple)) for v in dataset_json.get("labels", {}).values())
     blending = choose_blending(model_dir, model_dir / f"fold_{folds[0]}" / CHECKPOINT, blending, regions)
     return Model(model_dir, folds, labelling_kind(dataset_json, model_dir / "dataset.json"), channels,
-                 blending)
+                 blending, stored_references(dataset_json))
 
 
 def check_models(models: Sequence[Model], params: PostprocessingParams) -> None:
@@ -217,6 +220,18 @@ def make_predictor(model: Model, device: str | None, tta: bool):
     return predictor
 
 
+def model_inputs(model: Model, cases: Sequence[str], inputs_dir: Path, channels: Sequence[str],
+                 scratch: Path) -> Path:
+    """The folder ``model`` reads its channels from (named as in ``inputs_dir``): ``inputs_dir``,
+    or, for a model trained on quantile-normalised data, ``scratch`` holding its own channels
+    normalised with the references stored in its ``dataset.json``."""
+    if not model.references:
+        return inputs_dir
+    normalise_folder(inputs_dir, scratch, cases, [channels.index(c) for c in model.channels],
+                     model.references)
+    return scratch
+
+
 def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: Path,
               device: str | None, tta: bool, workers: int, channels: Sequence[str],
               labels: Sequence[str] | None = None) -> None:
@@ -289,8 +304,10 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
             print(f"{len(todo)} of {len(case_map)} cases to predict")
             member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
             if todo:
-                for model, member_dir in zip(models, member_dirs):
-                    run_model(model, todo, inputs_dir, member_dir, device, tta, workers, channels,
+                for k, (model, member_dir) in enumerate(zip(models, member_dirs)):
+                    model_dir = model_inputs(model, todo, inputs_dir, channels,
+                                             scratch / f"normalised-{k}")
+                    run_model(model, todo, model_dir, member_dir, device, tta, workers, channels,
                               [labels.get(c) for c in todo])
         return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
                       save_probabilities, identity)

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "preprocess",
     "to_native",
     "segment",
+    "normalise",
 ]
 
 

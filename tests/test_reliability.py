@@ -218,6 +218,7 @@ def command_arguments(tmp_path: Path, blocked: Path) -> dict[str, list]:
         "preprocess": ["preprocess", "--flair", mask, "-o", out],
         "to-native": ["to-native", mask, "--preprocessed", tmp_path, "-o", blocked / "n.nii.gz"],
         "segment": ["segment", "--flair", mask, "--models", member, "-o", out],
+        "normalise": ["normalise", "inputs", "--model", member, "-i", mask.parent, "-o", out],
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mslesseg_nnunet.commands.normalise import add_quantile_option, apply_quantile_option
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 
 
@@ -13,6 +14,7 @@ def _common(p) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="K",
                    help="worker processes (default: CPU count, at most 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    add_quantile_option(p)
 
 
 def register(subparsers) -> None:
@@ -114,6 +116,7 @@ def run(args) -> int:
     common = {"workers": args.workers, "overwrite": args.overwrite}
     with dc.claim_dataset_id(args.dataset_id):
         folder = _convert(dc, args, common)
+        apply_quantile_option(args, folder, args.workers)
     print(f"wrote {folder}")
     return 0
 

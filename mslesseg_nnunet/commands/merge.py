@@ -1,6 +1,7 @@
 """``mslesseg merge``: one nnU-Net raw dataset from several converted ones."""
 from __future__ import annotations
 
+from mslesseg_nnunet.commands.normalise import add_quantile_option, apply_quantile_option
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 
 
@@ -20,6 +21,7 @@ def register(subparsers) -> None:
                    help="comma-separated channel names to keep, in order (default: the first "
                         "source's); every source must have them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    add_quantile_option(p)
     p.set_defaults(func=run)
 
 
@@ -29,5 +31,6 @@ def run(args) -> int:
 
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     folder = merge_datasets(args.sources, args.dataset_id, args.name, channels, args.overwrite)
+    apply_quantile_option(args, folder, None)
     print(f"wrote {folder}")
     return 0

@@ -177,6 +177,8 @@ def _source_steps(paths: _Paths, src: Source) -> list[Step]:
         elif kind == "msseg2":
             argv += ["--label", opts["label"]]
         argv += opts.get("convert_args", [])
+        if opts.get("quantile_normalise"):
+            argv += ["--quantile-normalise", ",".join(opts["quantile_normalise"])]
         folder = paths.dataset(src.dataset_id, src.name)
         steps.append(Step(_source_step_id("convert", src), "convert", tuple(argv), deps,
                           outputs=(paths.raw / folder / "dataset.json",)))
@@ -217,6 +219,10 @@ def _merge_step(exp: Experiment, paths: _Paths, lab: Labelling) -> Step:
             "--dataset-id", str(lab.dataset_id), "--name", lab.name, "--overwrite"]
     if lab.params["channels"]:
         argv += ["--channels", ",".join(lab.params["channels"])]
+    normalised = [c for s in sources for c in s.options.get("quantile_normalise", [])]
+    normalised = [c for c in dict.fromkeys(normalised) if c in (lab.params["channels"] or normalised)]
+    if normalised:
+        argv += ["--quantile-normalise", ",".join(normalised)]
     return Step(f"merge.{lab.key}", "merge", tuple(argv),
                 tuple(d for s in sources for d in _source_ready(s)),
                 outputs=(paths.raw / paths.labelling_dataset(lab) / "dataset.json",))

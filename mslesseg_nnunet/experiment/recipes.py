@@ -243,6 +243,8 @@ dataset_id = 121
 name = "MSSEG2016"
 convert_args = ["--modalities", "FLAIR"]   # the paper trains on FLAIR only; Training/ -> imagesTr,
                                            # Testing/ -> imagesTs + labelsTs
+# quantile_normalise = ["FLAIR"]   # seed 002's quantile normalisation (docs/normalisation.md);
+                                   # set it in every source to train and test as the paper did
 
 [[sources]]
 key = "ISBI2015"

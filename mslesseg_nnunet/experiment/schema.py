@@ -308,6 +308,10 @@ def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -
             options["timepoints"] = t.integer("timepoints", 1, 4, 1)
     if kind != "nnunet":
         options["workers"] = t.integer("workers", 1, None, 2)
+        options["quantile_normalise"] = t.string_list("quantile_normalise", [])
+        for i, c in enumerate(options["quantile_normalise"]):
+            if c not in options.get("modalities", [c]):
+                t.fail(f"quantile_normalise[{i}]", f"{c!r} is not one of the modalities")
     t.finish()
     return Source(kind, dataset_id, name, path, options)
 
