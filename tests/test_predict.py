@@ -214,7 +214,7 @@ def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
 
 def test_killed_predict_resumes_honestly_to_the_same_bytes(setup, tmp_path):
     """Issue 13 (defects 2, 7, fault injection): ``predict`` killed at a random moment
-    (2 seeds) refuses a resume with other parameters (naming them), and a resume with the
+    refuses a resume with other parameters (naming them), and a resume with the
     same ones ends with the bytes of an uninterrupted run: masks, submission.zip and
     ensemble.json (whose ``inputs_sha256`` covers every case; it is left out of the byte
     comparison because nnU-Net's .npz files carry their write time)."""
@@ -234,14 +234,12 @@ def test_killed_predict_resumes_honestly_to_the_same_bytes(setup, tmp_path):
     run_or_kill([*args, "-o", str(tmp_path / "ref")], tiny.env, None)
     seconds = time.monotonic() - start
     reference = outputs(tmp_path / "ref")
-    for seed in (1, 2):
-        out = tmp_path / f"out{seed}"
-        run_or_kill([*args, "-o", str(out)], tiny.env,
-                    np.random.default_rng(seed).uniform(0.4, 1.0) * seconds)
-        if out.exists():  # killed after the run recorded its identity
-            proc = subprocess.run([*args, "-o", str(out), "--params", str(tuned)], env=tiny.env,
-                                  capture_output=True, text=True, timeout=300)
-            assert proc.returncode == 2 and "other params (threshold)" in proc.stderr, proc.stderr
-        run_or_kill([*args, "-o", str(out)], tiny.env, None)
-        assert outputs(out) == reference
-        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    out = tmp_path / "out"  # killed at a random moment after it recorded its identity
+    run_or_kill([*args, "-o", str(out)], tiny.env,
+                np.random.default_rng(1).uniform(0.0, 0.6) * seconds, out / ".work" / "identity.json")
+    proc = subprocess.run([*args, "-o", str(out), "--params", str(tuned)], env=tiny.env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "other params (threshold)" in proc.stderr, proc.stderr
+    run_or_kill([*args, "-o", str(out)], tiny.env, None)
+    assert outputs(out) == reference
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
