@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -259,13 +260,22 @@ def test_killed_convert_overwrite_leaves_old_or_new_and_reruns_identically(tmp_p
                 str(trees[which]), "--dataset-id", "101", "--workers", "2", "--overwrite"],
                env, after)
 
+    raw = nnunet / "nnUNet_raw" / "Dataset101_MSLesSeg"
+    splits = nnunet / "nnUNet_preprocessed" / raw.name / "splits_final.json"
     start = time.monotonic()
     convert("new")
     seconds = time.monotonic() - start
     new = converted(nnunet)
+    convert("old")
+    old = converted(nnunet)
+    shutil.copytree(raw, tmp_path / "old-raw")
+    shutil.copy(splits, tmp_path / "old-splits.json")
     for seed in (1, 2, 3):
-        convert("old")
-        old = converted(nnunet)
+        if seed > 1:  # back to the old dataset, as a convert of it leaves it
+            shutil.rmtree(raw)
+            shutil.copytree(tmp_path / "old-raw", raw)
+            shutil.copy(tmp_path / "old-splits.json", splits)
+            assert converted(nnunet) == old
         convert("new", after=np.random.default_rng(seed).uniform(0.3, 1.0) * seconds)
         state = tree_digest(nnunet / "nnUNet_raw" / "Dataset101_MSLesSeg")
         assert state in [{k: v for k, v in whole.items() if k != "splits"} for whole in (old, new)]
