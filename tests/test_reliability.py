@@ -27,17 +27,16 @@ from mslesseg_nnunet.nifti import read_volume
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
-def mslesseg(capsys, *args) -> tuple[int, str]:
-    """Run ``mslesseg ARGS`` in process: exit code and the last stderr line (argparse
-    errors exit through SystemExit); an uncaught exception fails the test."""
+def mslesseg(capsys, *args) -> tuple[int, str, str]:
+    """Run ``mslesseg ARGS`` in process: exit code, the last stderr line (argparse errors
+    exit through SystemExit) and stdout; an uncaught exception fails the test."""
     try:
         code = cli.main([str(a) for a in args])
     except SystemExit as exc:
         code = exc.code
     captured = capsys.readouterr()
-    mslesseg.out = captured.out
     err = captured.err.strip().splitlines()
-    return code, err[-1] if err else ""
+    return code, err[-1] if err else "", captured.out
 
 
 @pytest.fixture
@@ -65,7 +64,7 @@ def test_truncated_or_corrupt_images_refused(tmp_path, nnunet, capsys):
     flair = src / "train" / "P2" / "T1" / "P2_T1_FLAIR.nii.gz"
     data = flair.read_bytes()
     flair.write_bytes(data[:len(data) // 2])
-    code, err = mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101, "--workers", 1)
+    code, err, _ = mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101, "--workers", 1)
     assert code == 2 and str(flair) in err and "truncated" in err, err
     assert not any((nnunet / "nnUNet_raw").iterdir())
 
@@ -90,15 +89,15 @@ def test_output_overlapping_an_input_is_refused_before_anything_is_deleted(tmp_p
     members = [write_member(tmp_path / name, {"c1": softmax_probabilities(rng, 2, (5, 6, 4))})
                for name in ("x", "y")]
     before = tree_digest(members[1])
-    code, err = mslesseg(capsys, "ensemble", "-i", *members, "-o", members[1], "--overwrite")
+    code, err, _ = mslesseg(capsys, "ensemble", "-i", *members, "-o", members[1], "--overwrite")
     assert code == 2 and "overlaps the input" in err and tree_digest(members[1]) == before, err
-    code, err = mslesseg(capsys, "ensemble", "-i", *members, "-o", members[1] / "sub")
+    code, err, _ = mslesseg(capsys, "ensemble", "-i", *members, "-o", members[1] / "sub")
     assert code == 2 and "overlaps the input" in err, err
 
     test = small_tree(tmp_path / "src") / "test"
     before = tree_digest(test)
     model = members[0]  # refused before the model is opened
-    code, err = mslesseg(capsys, "predict", "-i", test, "-o", test, "--models", model,
+    code, err, _ = mslesseg(capsys, "predict", "-i", test, "-o", test, "--models", model,
                          "--overwrite", "--blending", "gaussian")
     assert code == 2 and "overlaps the input" in err and tree_digest(test) == before, err
 
@@ -113,15 +112,15 @@ def test_non_finite_numbers_refused_everywhere(tmp_path, capsys):
                  ["evaluate", "--protocol", "msseg2", "--min-volume", "nan", tmp_path, tmp_path,
                   "-o", tmp_path / "m.csv"],
                  ["relabel", "dbl", "--source", 1, "--dataset-id", 2, "--distance2", "inf"]):
-        code, err = mslesseg(capsys, *args)
+        code, err, _ = mslesseg(capsys, *args)
         assert code == 2 and "finite number" in err, (args, err)
     assert not (tmp_path / "e").exists()
     tuned = tmp_path / "tuned.json"
     tuned.write_text('{"params": {"min_size": Infinity}}')
-    code, err = mslesseg(capsys, "ensemble", "-i", *members, "-o", tmp_path / "e", "--params", tuned)
+    code, err, _ = mslesseg(capsys, "ensemble", "-i", *members, "-o", tmp_path / "e", "--params", tuned)
     assert code == 2 and "min_size: expected a finite number" in err, err
     tuned.write_text('{"params": {}, "members": [{"model": "D/T__P__C", "weight": NaN}]}')
-    code, err = mslesseg(capsys, "ensemble", "-i", *members, "-o", tmp_path / "e", "--params", tuned)
+    code, err, _ = mslesseg(capsys, "ensemble", "-i", *members, "-o", tmp_path / "e", "--params", tuned)
     assert code == 2 and "'members' must be" in err, err
     demo = tmp_path / "demo.toml"
     demo.write_text(RECIPES["demo"].replace("spacing = 3.0", "spacing = nan"))
@@ -173,7 +172,7 @@ def test_concurrent_convert_refused_and_overwrite_drops_stale_plans(tmp_path, nn
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         (raw / ".lock-Dataset101").write_text(str(holder.pid))
-        code, err = mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101)
+        code, err, _ = mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101)
         assert code == 2 and "in use by another run" in err, err
     finally:
         holder.kill()
@@ -182,9 +181,9 @@ def test_concurrent_convert_refused_and_overwrite_drops_stale_plans(tmp_path, nn
     pre = nnunet / "nnUNet_preprocessed" / "Dataset101_MSLesSeg"
     (pre / "nnUNetPlans.json").write_text("{}")
     (pre / "nnUNetPlans_3d_fullres").mkdir()
-    assert mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101, "--workers", 1,
-                    "--overwrite")[0] == 0
-    assert "run nnUNetv2_plan_and_preprocess again" in mslesseg.out
+    code, _, out = mslesseg(capsys, "convert", "mslesseg", src, "--dataset-id", 101,
+                            "--workers", 1, "--overwrite")
+    assert code == 0 and "run nnUNetv2_plan_and_preprocess again" in out
     assert sorted(p.name for p in pre.iterdir()) == ["splits_final.json"]
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset101_MSLesSeg"]
 
@@ -236,7 +235,7 @@ def test_every_command_gives_one_line_errors_on_a_blocked_output(tmp_path, monke
     for name, args in commands.items():
         if args is None:  # prints to stdout only
             continue
-        code, err = mslesseg(capsys, *args)
+        code, err, _ = mslesseg(capsys, *args)
         assert code == 2 and err.startswith(f"mslesseg {name}: error:"), (name, err)
 
 
