@@ -70,10 +70,11 @@ def write_raw(raw: Path) -> dict[str, list[Path]]:
     return images
 
 
-def timed(func, *args) -> float:
-    start = time.perf_counter()
-    func(*args)
-    return time.perf_counter() - start
+def timed(func) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process and its threads) of ``func()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    func()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -121,15 +122,17 @@ def main() -> None:
             for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
                 times[case][name].append(timed(steps[name]))
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{time.strftime('%Y-%m-%d')}, median of {args.rounds} rounds")
-    print("| case | shape | nnU-Net preprocessing s | quantile, files s | ratio | "
-          "quantile, in memory s | ratio |")
-    print("|---|---|---|---|---|---|---|")
+          f"{time.strftime('%Y-%m-%d')}, median of {args.rounds} rounds; seconds wall / CPU")
+    print("| case | nnU-Net preprocessing | quantile, files | ratio wall / CPU | "
+          "quantile, in memory | ratio wall / CPU |")
+    print("|---|---|---|---|---|---|")
     for case, t in times.items():
-        nn, files, memory = (statistics.median(t[k]) for k in ("nnunet", "files", "memory"))
-        shape = "x".join(map(str, nib.load(str(images[case][0])).shape))
-        print(f"| {case} | {shape} | {nn:.2f} | {files:.2f} | {files / nn:.1%} | {memory:.2f} | "
-              f"{memory / nn:.1%} |", flush=True)
+        nn, files, memory = ([statistics.median(x[i] for x in t[k]) for i in (0, 1)]
+                             for k in ("nnunet", "files", "memory"))
+        print(f"| {case} | {nn[0]:.2f} / {nn[1]:.2f} | {files[0]:.2f} / {files[1]:.2f} | "
+              f"{files[0] / nn[0]:.1%} / {files[1] / nn[1]:.1%} | "
+              f"{memory[0]:.2f} / {memory[1]:.2f} | "
+              f"{memory[0] / nn[0]:.1%} / {memory[1] / nn[1]:.1%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerDiceFocal", "nnUNetTrainerGIN", "nnUNetTrainerMSCSA",
-            "nnUNetTrainerMSCSADiceFocal", "nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaBotDiceFocal",
-            "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncDiceFocal", "nnUNetTrainerLightMUNet",
-            "nnUNetTrainerUNetPlusPlus", "nnUNetTrainerSwinUNETR", "nnUNetTrainerUNETR", "nnUNetTrainerSegResNet"]
+from mslesseg_nnunet.trainer_catalog import our_trainer_names
+
 SYNTHETIC_SHAPE = (64, 80, 64)
 
 
@@ -37,7 +35,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", help="preprocessed dataset id/name (default: build a synthetic one)")
     p.add_argument("--plans", default="nnUNetPlansCPU", help="plans identifier (default nnUNetPlansCPU)")
     p.add_argument("--configuration", default="3d_fullres")
-    p.add_argument("--trainers", nargs="+", default=TRAINERS, help="trainer names (first = reference)")
+    p.add_argument("--trainers", nargs="+", default=None,
+                   help="trainer names, the first the reference (default: nnUNetTrainer and every "
+                        "trainer of `mslesseg trainers` but the Short twins)")
     p.add_argument("--iterations", type=int, default=5, help="timed iterations per trainer per round")
     p.add_argument("--repeats", type=int, default=4, help="round-robin rounds")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations per trainer")
@@ -45,7 +45,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: process CPU time, robust on a shared machine (use with --threads 1)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.trainers = args.trainers or ["nnUNetTrainer", *(n for n in our_trainer_names()
+                                                          if not n.endswith("Short"))]
+    return args
 
 
 def synthetic_dataset(root: Path) -> str:

@@ -20,10 +20,9 @@ from pathlib import Path
 
 from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, NIFTI_ENDINGS, Scan
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.vocabulary import MSLESSEG_PREFIX, MSSEG2_PREFIX
 
 MSLESSEG_MODALITIES = ("FLAIR", "T1", "T2")
-MSLESSEG_PREFIX = "MSLesSeg"
-MSSEG2_PREFIX = "MSSEG2"
 MSSEG2_CHANNELS = {"time01": "flair_time01_on_middle_space.nii.gz",
                    "time02": "flair_time02_on_middle_space.nii.gz"}
 MSSEG2_LABELS = {"consensus": ("ground_truth.nii.gz",),

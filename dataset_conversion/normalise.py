@@ -31,7 +31,7 @@ def channel_indices(info: dict, channels: Sequence[str] | None, where: Path) -> 
         return sorted(names.values())
     unknown = [c for c in channels if c not in names]
     if unknown or not channels:
-        raise UserError(f"--quantile-normalise: {', '.join(unknown) or 'no channel'} is not a "
+        raise UserError(f"quantile normalisation: {', '.join(unknown) or 'no channel'} is not a "
                         f"channel of {where} ({', '.join(names)})")
     return sorted({names[c] for c in channels})
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -19,9 +18,9 @@ from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.folds import grouped_folds, write_splits
 from mslesseg_nnunet.nnunet_env import NNUNET_DIRS, nnunet_environment
+from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, dataset_folder
 
 CASE_MAP = "case_map.json"
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 def nnunet_dir(var: str) -> Path:
@@ -33,10 +32,9 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     """``Dataset101_MSLesSeg``; raise UserError for an invalid id or name."""
     if not 1 <= int(dataset_id) <= 999:
         raise UserError(f"--dataset-id: must be between 1 and 999, got {dataset_id}")
-    if not _NAME.match(name):
-        raise UserError(f"--name: must start with a letter and hold only letters, digits, "
-                        f"'_', '.', '-', got {name!r}")
-    return f"Dataset{int(dataset_id):03d}_{name}"
+    if not DATASET_NAME.match(name):
+        raise UserError(f"--name: {DATASET_NAME_RULE}, got {name!r}")
+    return dataset_folder(dataset_id, name)
 
 
 def datasets_with_id(dataset_id: int) -> list[Path]:
@@ -94,6 +92,17 @@ def find_raw_dataset(dataset_id: int, option: str = "--source") -> Path:
     if not matches:
         raise UserError(f"{option} {dataset_id}: no Dataset{int(dataset_id):03d}_* folder in {raw}")
     return matches[0]
+
+
+def derived_target(source_id: int, dataset_id: int, name: str | None, suffix: str,
+                   overwrite: bool) -> tuple[Path, str]:
+    """(raw folder of dataset ``source_id``, folder name of the dataset derived from it): the ids must
+    differ, ``name`` defaults to the source's name + ``suffix`` (checked by ``check_dataset_id``)."""
+    source = find_raw_dataset(source_id)
+    if int(dataset_id) == int(source_id):
+        raise UserError(f"--dataset-id {dataset_id}: must differ from --source")
+    name = name or f"{source.name.split('_', 1)[1]}{suffix}"
+    return source, check_dataset_id(dataset_id, name, overwrite)
 
 
 def dataset_json(name: str, channels: list[str], n_train: int, n_test: int,

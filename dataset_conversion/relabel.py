@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.atomic import atomic_dir
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
-from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, check_dataset_id,
-                                                            drop_preprocessed,
-                                                            find_raw_dataset, nnunet_dir,
+from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, derived_target,
+                                                            drop_preprocessed, nnunet_dir,
                                                             write_json)
 from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
 from mslesseg_nnunet.errors import UserError
@@ -31,7 +30,7 @@ from mslesseg_nnunet.nifti import read_volume, write_volume
 KINDS = ("msl", "dbl")
 
 
-def labelling_spec(kind: str, connectivity: int = 6,
+def labelling_spec(kind: str, connectivity: int = LESION_CONNECTIVITY,
                    thresholds=DEFAULT_THRESHOLDS, distance2: float = DEFAULT_DISTANCE2) -> dict:
     """The ``labelling`` record of a derived dataset: kind and its parameters (validated)."""
     if kind == "msl":
@@ -90,7 +89,7 @@ def link_images(src: Path, dst: Path) -> None:
 
 
 def relabel_dataset(kind: str, source_id: int, dataset_id: int, name: str | None = None,
-                    connectivity: int = 6, thresholds=DEFAULT_THRESHOLDS,
+                    connectivity: int = LESION_CONNECTIVITY, thresholds=DEFAULT_THRESHOLDS,
                     distance2: float = DEFAULT_DISTANCE2, workers: int | None = None,
                     overwrite: bool = False) -> Path:
     """Write ``$nnUNet_raw/DatasetMMM_<name>``: dataset ``source_id`` relabelled by ``kind``.
@@ -99,11 +98,7 @@ def relabel_dataset(kind: str, source_id: int, dataset_id: int, name: str | None
     """
     spec = labelling_spec(kind, connectivity, thresholds, distance2)
     workers = check_workers(workers)
-    source = find_raw_dataset(source_id)
-    if int(dataset_id) == int(source_id):
-        raise UserError(f"--dataset-id {dataset_id}: must differ from --source")
-    name = name or f"{source.name.split('_', 1)[1]}{kind.upper()}"
-    folder = check_dataset_id(dataset_id, name, overwrite)
+    source, folder = derived_target(source_id, dataset_id, name, kind.upper(), overwrite)
     info = load_dataset_json(source / "dataset.json")
     source_lesion = lesion_labels(info)
     label_dirs = [d for d in ("labelsTr", "labelsTs") if (source / d).is_dir()]

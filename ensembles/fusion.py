@@ -16,7 +16,7 @@ import numpy as np
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.ensembles.members import Member
 from mslesseg_nnunet.postprocessing.rules import group_of
-from mslesseg_nnunet.postprocessing.staple import staple
+from mslesseg_nnunet.staple import staple
 
 # STAPLE combines the members' own masks: lesion where a member's probability exceeds this.
 STAPLE_MEMBER_THRESHOLD = 0.5

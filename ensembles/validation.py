@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.evaluation.boxes import bounding_box
 from mslesseg_nnunet.nifti import read_volume
 from mslesseg_nnunet.ensembles.fusion import STAPLE_MEMBER_THRESHOLD, RunningMean, accumulator
 from mslesseg_nnunet.ensembles.members import Member, labelling_kind, model_info, open_member
@@ -99,17 +100,6 @@ def reference_path(model_dir: Path, case: str, file_ending: str = ".nii.gz") -> 
                     f"or $nnUNet_raw/{name}/labelsTr")
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """Smallest box holding every true voxel (the whole array when none is)."""
-    if not mask.any():
-        return tuple(slice(0, 1) for _ in mask.shape)
-    slices = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        slices.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(slices)
-
-
 def model_probability(model: ValidationModel, case: str) -> np.ndarray:
     """A model's lesion probability for ``case`` (mean over the folds that validated it)."""
     acc = RunningMean()
@@ -156,7 +146,8 @@ def load_case(models: Sequence[ValidationModel], case: str, min_threshold: float
     reference, spacing = read_reference(models[0], case, probabilities[0].shape)
     low = min(min_threshold, STAPLE_MEMBER_THRESHOLD)
     # Every rule's map lies below the maximum, so every setting's mask lies in the box.
-    box = bounding_box(reference | (np.maximum.reduce(probabilities) >= low - 1e-6))
+    box = bounding_box(reference | (np.maximum.reduce(probabilities) >= low - 1e-6)) \
+        or tuple(slice(0, 1) for _ in reference.shape)
     cropped = [np.ascontiguousarray(p[box]) for p in probabilities]
     return CaseModels(case, cropped, np.ascontiguousarray(reference[box]), spacing,
                       reference.size - cropped[0].size)

@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "to_native",
     "segment",
     "normalise",
+    "gin_views",
 ]
 
 

@@ -11,6 +11,9 @@ import numpy as np
 from mslesseg_nnunet.errors import UserError
 
 CONNECTIVITIES = (6, 18, 26)
+# The default of every command and protocol: MSLesSeg's clinical_data.csv lesion counts, MadSeg's
+# multi-size labels (scipy's default structure) and Anima's MSSEG-2 evaluation all use 6.
+LESION_CONNECTIVITY = 6
 
 
 def check_connectivity(connectivity: int) -> int:
@@ -20,7 +23,7 @@ def check_connectivity(connectivity: int) -> int:
     return int(connectivity)
 
 
-def label_components(mask: np.ndarray, connectivity: int = 6) -> tuple[np.ndarray, int]:
+def label_components(mask: np.ndarray, connectivity: int = LESION_CONNECTIVITY) -> tuple[np.ndarray, int]:
     """Label the connected components of ``mask != 0``.
 
     Returns the label image (uint32, 0 = background, 1..n) and n.
@@ -36,6 +39,6 @@ def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(labels.ravel(), minlength=n + 1)[1:]
 
 
-def count_lesions(mask: np.ndarray, connectivity: int = 6) -> int:
+def count_lesions(mask: np.ndarray, connectivity: int = LESION_CONNECTIVITY) -> int:
     """Number of connected components of a binary mask."""
     return label_components(mask, connectivity)[1]

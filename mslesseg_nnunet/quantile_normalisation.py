@@ -33,13 +33,35 @@ N_QUANTILES = 1001
 
 def brain_mask(channels: Sequence[np.ndarray]) -> np.ndarray:
     """Any channel nonzero, holes filled: nnU-Net's ``create_nonzero_mask`` (without importing
-    torch with it)."""
-    return ndimage.binary_fill_holes(np.any([c != 0 for c in channels], axis=0))
+    torch with it). Holes are filled within the nonzero voxels' bounding box only, which gives
+    the same mask: everything outside the box is background connected to the image border."""
+    nonzero = np.any([c != 0 for c in channels], axis=0)
+    mask = np.zeros_like(nonzero)
+    if nonzero.any():
+        axes = range(nonzero.ndim)
+        box = tuple(slice(i[0], i[-1] + 1) for i in (
+            np.flatnonzero(nonzero.any(axis=tuple(b for b in axes if b != a))) for a in axes))
+        mask[box] = ndimage.binary_fill_holes(nonzero[box])
+    return mask
 
 
 def quantile_function(values: np.ndarray, n_quantiles: int = N_QUANTILES) -> np.ndarray:
     """Quantiles of ``values`` at ``n_quantiles`` evenly spaced probabilities from 0 to 1."""
     return np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0.0, 1.0, n_quantiles))
+
+
+def tie_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's group of equal values (groups numbered in ascending order of value) and the
+    size of every group (0 for unused numbers)."""
+    low = values.min()
+    if float(values.max()) - float(low) < 2 ** 20 and np.array_equal(values, np.round(values)):
+        groups = values.astype(np.int64) - int(low)  # integer intensities: no sorting
+    else:
+        order = np.argsort(values)
+        ordered = values[order]
+        groups = np.empty(values.size, dtype=np.int64)
+        groups[order] = np.cumsum(np.concatenate(([False], ordered[1:] != ordered[:-1])))
+    return groups, np.bincount(groups)
 
 
 def map_onto(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -48,12 +70,11 @@ def map_onto(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     if n < 2:
         raise ValueError("quantile normalisation needs at least 2 values")
     reference = np.asarray(reference, dtype=np.float64)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    groups, counts = tie_groups(values)
     at_rank = np.interp(np.arange(n) / (n - 1), np.linspace(0.0, 1.0, reference.size), reference)
     cumulative = np.concatenate(([0.0], np.cumsum(at_rank)))
     ends = np.cumsum(counts)
-    tie_means = (cumulative[ends] - cumulative[ends - counts]) / counts
-    return tie_means[inverse.ravel()]
+    return ((cumulative[ends] - cumulative[ends - counts]) / np.maximum(counts, 1))[groups]
 
 
 def normalise_channels(channels: Sequence[np.ndarray],

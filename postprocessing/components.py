@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from mslesseg_nnunet.components import component_sizes, label_components
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, component_sizes, label_components
 from mslesseg_nnunet.errors import UserError
 
 SIZE_UNITS = ("voxels", "mm3")
@@ -31,9 +31,10 @@ def component_max(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return np.asarray(ndimage.maximum(values, labels, index=np.arange(1, n + 1)), dtype=values.dtype)
 
 
-def large_enough(sizes: np.ndarray, limit: float) -> np.ndarray:
-    """Which components reach ``limit`` voxels (tolerating mm3 -> voxel rounding)."""
-    return np.asarray(sizes) >= limit - 1e-9
+def larger_than(sizes: np.ndarray, limit: float) -> np.ndarray:
+    """Which components have strictly more than ``limit`` voxels (``limit`` converted from mm3
+    may be off by rounding: a component of ``limit`` voxels within 1e-6 is not larger)."""
+    return np.asarray(sizes) > limit + 1e-6
 
 
 def keep_components(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -42,20 +43,21 @@ def keep_components(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return lookup[labels]
 
 
-def remove_small_components(mask: np.ndarray, min_size: float, unit: str = "voxels",
-                            spacing: Sequence[float] = (1.0, 1.0, 1.0),
-                            connectivity: int = 6) -> np.ndarray:
-    """Drop connected components smaller than ``min_size`` (voxels or mm3).
+def keep_larger_than(mask: np.ndarray, min_size: float, unit: str = "voxels",
+                     spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                     connectivity: int = LESION_CONNECTIVITY) -> np.ndarray:
+    """Keep the connected components strictly larger than ``min_size`` (voxels or mm3).
 
-    A component is kept when its voxel count times the voxel volume (for mm3)
-    is at least ``min_size``.
+    The rule of Anima's minimum lesion volume (MSSEG-2 evaluation: lesions of
+    more than 3 mm3) and of the MSSEG-2 nnU-Net team's filter (components of
+    more than 4 mm3): ``min_size`` 0 keeps everything.
     """
     mask = np.asarray(mask) != 0
     limit = size_in_voxels(min_size, unit, spacing)
     if limit <= 0:
         return mask
     labels, n = label_components(mask, connectivity)
-    return keep_components(labels, large_enough(component_sizes(labels, n), limit))
+    return keep_components(labels, larger_than(component_sizes(labels, n), limit))
 
 
 @dataclass
@@ -75,14 +77,14 @@ class Components:
         return self.maxima >= np.asarray(min_probability, dtype=self.maxima.dtype)
 
 
-def find_components(mask: np.ndarray, probability: np.ndarray, connectivity: int = 6) -> Components:
+def find_components(mask: np.ndarray, probability: np.ndarray, connectivity: int = LESION_CONNECTIVITY) -> Components:
     """Components of ``mask`` with their sizes and their maximum of ``probability``."""
     labels, n = label_components(mask, connectivity)
     return Components(labels, component_sizes(labels, n), component_max(labels, n, probability))
 
 
 def filter_by_max_probability(mask: np.ndarray, probability: np.ndarray, min_probability: float,
-                              max_size: float = np.inf, connectivity: int = 6) -> np.ndarray:
+                              max_size: float = np.inf, connectivity: int = LESION_CONNECTIVITY) -> np.ndarray:
     """Drop components of at most ``max_size`` voxels whose maximum probability is below
     ``min_probability``; larger components are kept whatever their probability."""
     found = find_components(mask, probability, connectivity)

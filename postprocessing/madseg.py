@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mslesseg_nnunet.components import LESION_CONNECTIVITY
 from mslesseg_nnunet.postprocessing.components import Components, find_components
 from mslesseg_nnunet.postprocessing.threshold import binarize
 
@@ -27,7 +28,7 @@ def madseg_select(fused: Components, dbl: Components, volume_threshold: float,
 
 def madseg_mask(p_msl: np.ndarray, p_dbl: np.ndarray, mix: float = 0.5, threshold: float = 0.5,
                 volume_threshold: float = 1000, prob_threshold: float = 0.7,
-                connectivity: int = 6) -> np.ndarray:
+                connectivity: int = LESION_CONNECTIVITY) -> np.ndarray:
     """Binary mask by the MadSeg rule (sizes in voxels; see the module docstring)."""
     fused = mix_probabilities(p_msl, p_dbl, mix)
     return madseg_select(find_components(binarize(fused, threshold), fused, connectivity),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mslesseg_nnunet.atomic import atomic_file
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import check_finite, is_finite_number
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
@@ -27,7 +27,8 @@ class PostprocessingParams:
         (voxelwise maximum: the union of the members' masks at ``threshold``) or "staple"
         (STAPLE probability of the members' masks, each member's probability > 0.5).
     threshold : lesion where the (fused) probability is strictly above this.
-    min_size : components smaller than this (in ``size_unit``) are removed; 0 keeps all.
+    min_size : a component is kept when strictly larger than this (in ``size_unit``), as
+        Anima's minimum lesion volume and the MSSEG-2 nnU-Net team's "> 4 mm3"; 0 keeps all.
     size_unit : "voxels" or "mm3", for ``min_size`` and ``volume_threshold``.
     connectivity : 6, 18 or 26, for every component operation.
     mix : MadSeg weight of the MSL ensemble (DBL gets ``1 - mix``).
@@ -39,7 +40,7 @@ class PostprocessingParams:
     threshold: float = 0.5
     min_size: float = 0.0
     size_unit: str = "voxels"
-    connectivity: int = 6
+    connectivity: int = LESION_CONNECTIVITY
     mix: float = 0.5
     prob_threshold: float = 0.7
     volume_threshold: float = 1000.0

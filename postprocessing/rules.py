@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.postprocessing.components import (Components, find_components, large_enough,
-                                                       remove_small_components, size_in_voxels)
+from mslesseg_nnunet.postprocessing.components import (Components, find_components, keep_larger_than,
+                                                       larger_than, size_in_voxels)
 from mslesseg_nnunet.postprocessing.madseg import madseg_select, mix_probabilities
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.threshold import binarize
@@ -65,11 +65,11 @@ class Segmenter:
         if params.rule == "madseg":
             volume = size_in_voxels(params.volume_threshold, params.size_unit, self.spacing)
             dbl = self._components(("dbl", None), params.threshold, params.connectivity)
-            return remove_small_components(madseg_select(found, dbl, volume, params.prob_threshold),
-                                           params.min_size, params.size_unit, self.spacing,
-                                           params.connectivity)
+            return keep_larger_than(madseg_select(found, dbl, volume, params.prob_threshold),
+                                    params.min_size, params.size_unit, self.spacing,
+                                    params.connectivity)
         limit = size_in_voxels(params.min_size, params.size_unit, self.spacing)
-        return found.select(large_enough(found.sizes, limit)) if limit > 0 else found.labels > 0
+        return found.select(larger_than(found.sizes, limit)) if limit > 0 else found.labels > 0
 
     @staticmethod
     def _source(params: PostprocessingParams) -> tuple:

@@ -21,7 +21,10 @@ from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import Segmenter
 
-GRID_FIELDS = ("threshold", "min_size", "mix", "prob_threshold", "volume_threshold")
+# grid field -> its `mslesseg tune` option
+GRID_OPTIONS = {"threshold": "--thresholds", "min_size": "--min-sizes", "mix": "--mixes",
+                "prob_threshold": "--prob-thresholds", "volume_threshold": "--volume-thresholds"}
+GRID_FIELDS = tuple(GRID_OPTIONS)
 MADSEG_ONLY = ("mix", "prob_threshold", "volume_threshold")
 CriteriaFn = Callable[[np.ndarray, np.ndarray, Sequence[float]], tuple[float, ...]]
 
@@ -109,7 +112,7 @@ def grid_settings(base: PostprocessingParams, grid: dict[str, Sequence[float]]) 
     fields = [f for f in GRID_FIELDS if f in grid and (base.rule == "madseg" or f not in MADSEG_ONLY)]
     for name in fields:
         if not grid[name]:
-            raise UserError(f"--{name.replace('_', '-')}s: needs at least one value")
+            raise UserError(f"{GRID_OPTIONS[name]}: needs at least one value")
     return [base.replace(**dict(zip(fields, values)))
             for values in itertools.product(*(grid[f] for f in fields))]
 

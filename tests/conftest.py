@@ -9,11 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# pytest runs from the repository root, whose mslesseg_nnunet/ folder is not the
-# installed package (trainers/ etc. live beside it): keep `python -c`/`-m`
-# subprocesses from putting the working directory first on sys.path.
-os.environ["PYTHONSAFEPATH"] = "1"
-
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repository next to shared/; developers may point elsewhere.
 SHARED = Path(os.environ.get("MSLESSEG_SHARED", REPO.parent / "shared"))
@@ -54,3 +49,12 @@ def run_cli(tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_plans(tmp_path_factory) -> dict[str, Path]:
+    """nnU-Net's default and ResEnc plans of a tiny planned dataset ({plans name: json path}),
+    planned once per session by the stock planners (read-only for the tests)."""
+    from networks_helpers import make_plans
+
+    return make_plans(tmp_path_factory.mktemp("tiny_plans"))

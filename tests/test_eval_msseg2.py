@@ -11,6 +11,7 @@ import pytest
 from eval_helpers import write_mask
 from mslesseg_nnunet.evaluation.msseg2_metrics import (COLUMNS, min_lesion_voxels,
                                                        score_case)
+from mslesseg_nnunet.experiment.progress import read_mean_dice
 
 ISO = (1.0, 1.0, 1.0)  # kept lesions: floor(3/1) + 1 = 4 voxels or more
 
@@ -184,6 +185,8 @@ def test_cli_msseg2_patient_folders(tmp_path, run_cli):
     assert summary["metrics"]["f1"]["count"] == 1
     assert summary["metrics"]["fp_lesions"]["mean"] == 1.0
     assert "mean_dice" not in summary
+    # `mslesseg status` shows this mean Dice (case 015 has no lesion: NaN, left out)
+    assert read_mean_dice(tmp_path / "s.json") == pytest.approx(2 / 3)
 
 
 def test_cli_msseg2_rejects_connectivity(tmp_path, run_cli):

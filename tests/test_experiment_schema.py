@@ -148,6 +148,12 @@ BAD_FILES = [
      "[ensemble] weights", "does not weight its members"),
     (lambda t: t.replace('protocol = "mslesseg"', 'protocol = "mslesseg"\nobjective = "rank"', 1),
      "[tuning] objective", "'rank' is not one of 'dice'"),
+    # The converter's --name rule (a name starting with a digit passed, then `convert` failed).
+    (lambda t: t.replace('name = "MSLesSeg"', 'name = "9MS"'),
+     "[source] name", "must start with a letter"),
+    # Only the twins written out by name exist (any `<trainer>Short` passed, then failed to train).
+    (lambda t: t.replace('"nnUNetTrainerMSCSA",', '"nnUNetTrainerMSCSA", "nnUNetTrainerNoMirroringShort",'),
+     "[training] trainers[3]", "unknown trainer 'nnUNetTrainerNoMirroringShort'"),
 ]
 
 
@@ -219,3 +225,22 @@ def test_existing_nnunet_dataset_source(tmp_path, monkeypatch):
     assert graph["plan.binary"].deps == ()
     assert graph["evaluate.binary.nnUNetTrainer__nnUNetPlans"].argv[3].endswith("Dataset042_Mine/labelsTs")
     assert "report" in graph.steps
+
+
+@pytest.mark.parametrize("spacing", [0.5, 9])
+def test_synthetic_spacing_range_is_synths(tmp_path, spacing):
+    """[source] spacing accepts what `mslesseg synth --spacing` accepts (1-8), no more."""
+    from mslesseg_nnunet.synth.options import check_spacing
+
+    path = _recipe(tmp_path, "demo", lambda t: t.replace("spacing = 3.0", f"spacing = {spacing}"))
+    with pytest.raises(UserError, match=r"\[source\] spacing: .* out of range 1.0..8.0"):
+        load_experiment(path, check_paths=False)
+    with pytest.raises(UserError, match="--spacing: must be between 1 and 8"):
+        check_spacing(spacing)
+
+
+def test_msseg2_recipe_tunes_around_the_seed_filter(tmp_path):
+    """The MSSEG-2 nnU-Net team kept p > 0.2 and components > 4 mm3 at 26-connectivity."""
+    tune = " ".join(build_graph(load_experiment(_recipe(tmp_path, "msseg2"), check_paths=False))["tune"].argv)
+    assert "--protocol msseg2" in tune and "--connectivity 26" in tune  # sizes: mm3 for msseg2
+    assert " 0.2 " in tune and "--min-sizes 0 4 8 16" in tune

@@ -14,7 +14,7 @@ from mslesseg_nnunet.ensembles.folder import ensemble_folders
 from mslesseg_nnunet.ensembles.fusion import StapleVotes
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.postprocessing.params import load_params
-from mslesseg_nnunet.postprocessing.staple import staple
+from mslesseg_nnunet.staple import staple
 
 SHAPE = (12, 10, 8)  # x, y, z
 

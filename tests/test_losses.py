@@ -111,7 +111,7 @@ def test_dice_focal_in_deep_supervision_wrapper():
 
 
 def test_trainer_rejects_regions():
-    from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import DiceFocalLossMixin
+    from mslesseg_nnunet.trainer_mixins import DiceFocalLossMixin
 
     class FakeLabels:
         has_regions = True

@@ -14,10 +14,9 @@ from dynamic_network_architectures.building_blocks.plain_conv_encoder import Pla
 from dynamic_network_architectures.building_blocks.residual import BasicBlockD
 from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
 
-from networks_helpers import make_plans
 from mslesseg_nnunet.networks import ARCHITECTURES, unet_hyperparameters
 from mslesseg_nnunet.networks.lightm_unet import ResidualMambaBlock
-from mslesseg_nnunet.networks.mamba import Mamba, MambaLayer
+from mslesseg_nnunet.networks.mamba import ChannelMambaLayer, Mamba, MambaLayer
 from mslesseg_nnunet.networks.monai_baselines import PaddedToMultiple, padded_size
 from mslesseg_nnunet.networks.umamba import encoder_stages
 
@@ -34,11 +33,13 @@ CONTRACT_CASES = [("MSCSA", "nnUNetPlans"), ("MSCSA", "nnUNetResEncUNetMPlans"),
                   ("UNetPlusPlus", "nnUNetPlans"), ("UNetPlusPlus", "nnUNetResEncUNetMPlans")]
 # MONAI networks without deep supervision: their own contract test below.
 MONAI_BASELINES = ("SwinUNETR", "UNETR", "SegResNet")
+# UMambaEnc with fewer Mamba layers (test_umamba_enc_puts_mamba_after_every_stage).
+SAME_CONTRACT = ("UMambaEncCapped",)
 
 
 @pytest.fixture(scope="session")
-def plans_files(tmp_path_factory):
-    return make_plans(tmp_path_factory.mktemp("network_plans"))
+def plans_files(tiny_plans):
+    return tiny_plans
 
 
 def configuration(plans_files, plans_name):
@@ -53,7 +54,7 @@ def nnunet_ds_shapes(configuration_manager, size):
 
 
 def test_contract_cases_cover_every_architecture_and_plans():
-    assert {a for a, _ in CONTRACT_CASES} | set(MONAI_BASELINES) == set(ARCHITECTURES)
+    assert {a for a, _ in CONTRACT_CASES} | set(MONAI_BASELINES) | set(SAME_CONTRACT) == set(ARCHITECTURES)
     assert {p for _, p in CONTRACT_CASES} == set(PLANS)
 
 
@@ -64,6 +65,7 @@ def test_network_contract_forward_backward(plans_files, arch, plans_name):
     the full-resolution output; the ``decoder.deep_supervision`` switch flips it back."""
     torch.manual_seed(0)
     manager, config = configuration(plans_files, plans_name)
+    config.configuration["patch_size"] = list(INPUT)  # UMambaEnc's channel tokens need the patch
     network = ARCHITECTURES[arch](manager, config, 1, 3, enable_deep_supervision=True)
     x = torch.randn(1, 1, *INPUT)
     outputs = network(x)
@@ -103,14 +105,31 @@ def test_umamba_block_counts_follow_the_plans(plans_files):
     assert mamba == [False] * (len(blocks) - 1) + [True]
 
 
-def test_umamba_enc_places_mamba_by_token_count(plans_files):
+def test_umamba_enc_puts_mamba_after_every_stage(plans_files):
+    """As U-Mamba: every stage, channel tokens where a stage has no more voxels than channels;
+    the capped CPU variant drops the stages above 16,384 voxels."""
     manager, config = configuration(plans_files, "nnUNetPlans")
     hp = unet_hyperparameters(config)
     assert hp.feature_map_sizes() == [(32, 32, 32), (16, 16, 16), (8, 8, 8), (4, 4, 4)]
-    assert encoder_stages(hp, max_tokens=16 ** 3) == [False, True, True, True]
-    assert encoder_stages(hp, max_tokens=None) == [True] * 4
-    network = ARCHITECTURES["UMambaEnc"](manager, config, 1, 2)
-    assert [isinstance(m, MambaLayer) for m in network.encoder.mamba] == encoder_stages(hp)
+    assert hp.features_per_stage[3] >= 4 ** 3 and hp.features_per_stage[2] < 8 ** 3
+    layers = [type(m) for m in ARCHITECTURES["UMambaEnc"](manager, config, 1, 2).encoder.mamba]
+    assert layers == [MambaLayer, MambaLayer, MambaLayer, ChannelMambaLayer]
+    capped = [type(m) for m in ARCHITECTURES["UMambaEncCapped"](manager, config, 1, 2).encoder.mamba]
+    assert capped == [nn.Identity, MambaLayer, MambaLayer, ChannelMambaLayer]
+    assert encoder_stages(hp, max_tokens=8 ** 3) == [None, None, "voxels", "channels"]
+
+
+def test_channel_mamba_layer_scans_over_channels():
+    """Tokens are the channels: the output at channel c depends on channels <= c only (causal)."""
+    torch.manual_seed(0)
+    layer = ChannelMambaLayer(8)
+    x = torch.randn(1, 5, 2, 2, 2)
+    y = layer(x)
+    x2 = x.clone()
+    x2[:, 3:] = torch.randn(1, 2, 2, 2, 2)
+    y2 = layer(x2)
+    torch.testing.assert_close(y[:, :3], y2[:, :3])
+    assert not torch.allclose(y[:, 3:], y2[:, 3:])
 
 
 def test_lightm_unet_reference_configuration(plans_files):
@@ -167,7 +186,7 @@ def test_mamba_layer_runs_in_fp32_under_autocast():
 def test_import_without_mamba_ssm():
     code = ("import sys; sys.modules['mamba_ssm'] = None\n"
             "import mslesseg_nnunet.networks as n, mslesseg_nnunet.networks.mamba as m, torch\n"
-            "assert not m.mamba_ssm_available() and set(n.ARCHITECTURES) == {'MSCSA', 'UMambaBot', "
+            "assert not m.mamba_ssm_available() and set(n.ARCHITECTURES) == {'MSCSA', 'UMambaBot', 'UMambaEncCapped', "
             "'UMambaEnc', 'LightMUNet', 'UNetPlusPlus', 'SwinUNETR', 'UNETR', 'SegResNet'}\n"
             "print(m.MambaLayer(4)(torch.randn(1, 4, 3, 3, 3)).shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.postprocessing.components import (filter_by_max_probability,
-                                                       remove_small_components, size_in_voxels)
+from mslesseg_nnunet.evaluation.msseg2_metrics import min_lesion_voxels
+from mslesseg_nnunet.postprocessing.components import (filter_by_max_probability, keep_larger_than,
+                                                       size_in_voxels)
 from mslesseg_nnunet.postprocessing.madseg import madseg_mask
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams, load_params, save_params
 from mslesseg_nnunet.postprocessing.rules import segment
+from mslesseg_nnunet.postprocessing.search import GRID_FIELDS, grid_settings
 from mslesseg_nnunet.postprocessing.threshold import binarize
 
 
@@ -24,7 +26,7 @@ def test_binarize_is_strict_like_nnunet_argmax():
 def test_size_filter_corner_neighbours(connectivity, kept):
     mask = np.zeros((5, 5, 5), bool)
     mask[1, 1, 1] = mask[2, 2, 2] = True  # touch at a corner only
-    out = remove_small_components(mask, 2, connectivity=connectivity)
+    out = keep_larger_than(mask, 1, connectivity=connectivity)
     assert out.sum() == (2 if kept else 0)
 
 
@@ -32,7 +34,7 @@ def test_size_filter_corner_neighbours(connectivity, kept):
 def test_size_filter_edge_neighbours(connectivity, kept):
     mask = np.zeros((5, 5, 5), bool)
     mask[1, 1, 1] = mask[2, 2, 1] = True  # touch along an edge
-    out = remove_small_components(mask, 2, connectivity=connectivity)
+    out = keep_larger_than(mask, 1, connectivity=connectivity)
     assert out.sum() == (2 if kept else 0)
 
 
@@ -42,12 +44,26 @@ def test_size_filter_mm3_on_anisotropic_spacing():
     mask[4, 4, 4] = True     # 1 voxel = 3 mm3
     spacing = (1.0, 1.0, 3.0)
     assert size_in_voxels(6, "mm3", spacing) == 2
-    keep_6 = remove_small_components(mask, 6, "mm3", spacing)
-    assert keep_6.sum() == 2 and keep_6[1, 1, 1]
-    assert remove_small_components(mask, 3, "mm3", spacing).sum() == 3
-    assert remove_small_components(mask, 6.5, "mm3", spacing).sum() == 0
-    assert remove_small_components(mask, 2, "voxels", spacing).sum() == 2
-    assert remove_small_components(mask, 0, "mm3", spacing).sum() == 3
+    above_3 = keep_larger_than(mask, 3, "mm3", spacing)
+    assert above_3.sum() == 2 and above_3[1, 1, 1]
+    assert keep_larger_than(mask, 2.9, "mm3", spacing).sum() == 3
+    assert keep_larger_than(mask, 6, "mm3", spacing).sum() == 0
+    assert keep_larger_than(mask, 1, "voxels", spacing).sum() == 2
+    assert keep_larger_than(mask, 0, "mm3", spacing).sum() == 3
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 0.5, 3.0), (1.0, 1.0, 1.5), (0.8, 0.8, 0.8)])
+def test_size_filter_keeps_strictly_larger_like_anima(spacing):
+    """One rule for every size filter: strictly larger, as Anima's minimum lesion volume
+    (MSSEG-2: lesions of more than 3 mm3, floor(3 / v) + 1 voxels) and the MSSEG-2 nnU-Net
+    team's "components > 4 mm3"."""
+    n = min_lesion_voxels(spacing, 3.0)
+    mask = np.zeros((2 * n + 2, 3, 3), bool)
+    mask[:n - 1, 1, 1] = True           # one voxel short of Anima's smallest lesion
+    mask[n + 1:2 * n + 1, 1, 1] = True  # Anima's smallest lesion
+    kept = keep_larger_than(mask, 3.0, "mm3", spacing)
+    assert not kept[:n].any() and kept.sum() == n
+    assert keep_larger_than(mask, n, "voxels").sum() == 0  # exactly n voxels: not larger
 
 
 def test_max_probability_filter_spares_large_components():
@@ -121,3 +137,17 @@ def test_params_json_roundtrip_and_errors(tmp_path):
         PostprocessingParams(mix=1.5)
     with pytest.raises(UserError, match="connectivity"):
         PostprocessingParams(connectivity=8)
+
+
+@pytest.mark.parametrize("field", GRID_FIELDS)
+def test_empty_grid_error_names_a_real_tune_option(field):
+    import argparse
+
+    from mslesseg_nnunet.commands.tune import register
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    register(commands)
+    flags = {flag for action in commands.choices["tune"]._actions for flag in action.option_strings}
+    with pytest.raises(UserError) as err:
+        grid_settings(PostprocessingParams(rule="madseg"), {field: []})
+    assert str(err.value).split(":")[0] in flags

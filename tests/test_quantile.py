@@ -104,7 +104,8 @@ def test_textbook_example():
     np.testing.assert_allclose(reference, [2, 3, 14 / 3, 17 / 3])
     expected = [[17 / 3, 2, 3, 14 / 3], [31 / 6, 2, 31 / 6, 3], [2, 3, 14 / 3, 17 / 3]]
     for sample, want in zip(samples, expected):
-        np.testing.assert_allclose(map_onto(sample, reference), want)
+        np.testing.assert_allclose(map_onto(sample, reference), want)  # integer intensities
+        np.testing.assert_allclose(map_onto(np.exp(sample / 3), reference), want)  # only ranks count
 
 
 def test_dataset_matches_independent_numpy(raw, scans):

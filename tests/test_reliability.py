@@ -219,6 +219,7 @@ def command_arguments(tmp_path: Path, blocked: Path) -> dict[str, list]:
         "to-native": ["to-native", mask, "--preprocessed", tmp_path, "-o", blocked / "n.nii.gz"],
         "segment": ["segment", "--flair", mask, "--models", member, "-o", out],
         "normalise": ["normalise", "inputs", "--model", member, "-i", mask.parent, "-o", out],
+        "gin-views": ["gin-views", "--source", 101, "--dataset-id", 104],
     }
 
 

@@ -15,7 +15,7 @@ from medpy.metric.binary import hd95 as medpy_hd95
 from eval_helpers import affine_for, blobs, error_lines, write_mask
 from mslesseg_nnunet.cli import main
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
-from mslesseg_nnunet.postprocessing.staple import staple
+from mslesseg_nnunet.staple import staple
 
 PROTOCOLS = {"mslesseg": mslesseg_metrics.score_case, "msseg2": msseg2_metrics.score_case}
 ISO = (1.0, 1.0, 1.0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import pkgutil
 import subprocess
@@ -17,11 +18,20 @@ EXPECTED = {"nnUNetTrainerDiceFocal", "nnUNetTrainerMSCSA", "nnUNetTrainerMSCSAD
 
 # Imports every module of the trainers folder the way nnU-Net does (folder on sys.path, modules
 # as top-level names) in a fresh interpreter where mamba_ssm cannot be imported, and prints the
-# nnUNetTrainer subclasses each module defines.
+# nnUNetTrainer subclasses each module defines, then how often each file of the folder ran.
 SCAN = r"""
-import importlib, inspect, pkgutil, sys
+import collections, importlib, inspect, json, os, pkgutil, sys
 sys.modules["mamba_ssm"] = None
 folder = sys.argv[1]
+runs = collections.Counter()
+
+def count(event, args):
+    if event == "exec" and hasattr(args[0], "co_filename"):
+        path = os.path.realpath(args[0].co_filename)
+        if os.path.dirname(path) == os.path.realpath(folder):
+            runs[os.path.basename(path)] += 1
+
+sys.addaudithook(count)
 sys.path.insert(0, folder)
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 for info in pkgutil.iter_modules([folder]):
@@ -29,6 +39,7 @@ for info in pkgutil.iter_modules([folder]):
     for name, obj in vars(module).items():
         if inspect.isclass(obj) and issubclass(obj, nnUNetTrainer) and obj.__module__ == info.name:
             print(name)
+print(json.dumps(runs))
 """
 
 
@@ -54,7 +65,11 @@ def cli(tmp_path_factory):
 def test_lists_every_importable_trainer(listed):
     scan = subprocess.run([sys.executable, "-c", SCAN, str(trainers_dir())], capture_output=True,
                           text=True, check=True)
-    importable = set(scan.stdout.split())
+    *names, runs = scan.stdout.splitlines()
+    importable = set(names)
+    # No module of the folder runs a second time under its package name (mslesseg_nnunet.trainers.X).
+    modules = [info.name for info in pkgutil.iter_modules([str(trainers_dir())])]
+    assert json.loads(runs) == {f"{name}.py": 1 for name in modules}
     assert set(listed) == importable
     assert EXPECTED <= importable
     assert {f"{name}Short" for name in EXPECTED | {"nnUNetTrainer"}} <= importable
@@ -80,7 +95,7 @@ def test_trainer_modules_have_distinct_names():
 
 
 def test_short_schedule_env_overrides(monkeypatch):
-    from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import ShortScheduleMixin
+    from mslesseg_nnunet.trainer_mixins import ShortScheduleMixin
 
     class Probe(ShortScheduleMixin):
         pass

@@ -17,7 +17,16 @@ from mslesseg_nnunet.trainer_catalog import trainer_classes
 
 pytestmark = pytest.mark.slow
 
-FULL = sorted(name for name in trainer_classes() if not name.endswith("Short"))
+# The robustness and lesion-synthesis trainers (one augmentation or loss mixin on nnU-Net's default
+# network, and CIB + Tversky) run a training step through their own transforms in
+# test_robustness.py and test_lesion_synthesis.py instead (CI time).
+# UMambaEnc less the Mamba layers of its largest stages (same classes, same trainer code): its
+# network is checked in test_networks; a run of its own would add minutes, nothing new.
+SAME_NETWORK_ON_CPU_PLANS = ("nnUNetTrainerUMambaEncCapped",)
+FULL = sorted(name for name, cls in trainer_classes().items() if not name.endswith("Short")
+              and not cls.__module__.endswith(("mslesseg_robustness_trainers", "mslesseg_lesionsynth_trainers"))
+              and name != "nnUNetTrainerCIBTversky"
+              and name not in SAME_NETWORK_ON_CPU_PLANS)
 # Stock-run in nnU-Net's 2d configuration (test_unet_plus_plus_2d_configuration); 3d in process below.
 STOCK_2D = ("nnUNetTrainerUNetPlusPlus",)
 # A network's Dice+Focal twin is its network class plus DiceFocalLossMixin, both stock-run on their

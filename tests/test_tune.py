@@ -106,7 +106,7 @@ def test_tune_msseg2_lesion_f1_in_mm3(tmp_path, run_cli):
             "--thresholds", "0.5", "0.7", "--min-sizes", "0", "10")
     tuned = json.loads(out.read_text())
     assert tuned["metric"] == "lesion_f1" and tuned["score"] == 1.0
-    assert tuned["params"]["size_unit"] == "mm3" and tuned["params"]["connectivity"] == 26
+    assert tuned["params"]["size_unit"] == "mm3" and tuned["params"]["connectivity"] == 6
     assert (tuned["params"]["threshold"], tuned["params"]["min_size"]) == (0.5, 10.0)
 
 

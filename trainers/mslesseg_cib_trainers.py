@@ -17,9 +17,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from mslesseg_nnunet.cib_loss import CIBLoss
 from mslesseg_nnunet.networks.cib_heads import attach_cib_heads, cib_heads_of
-from mslesseg_nnunet.trainers.mslesseg_trainer_mixins import DiceFocalLossMixin, HyperparameterHook, \
-    short_variant
-from mslesseg_nnunet.trainers.mslesseg_trainers import nnUNetTrainerMSCSA
+from mslesseg_nnunet.robustness_mixins import TverskyLossMixin
+from mslesseg_nnunet.trainer_mixins import DiceFocalLossMixin, HyperparameterHook, \
+    MSCSANetworkMixin, NoMirroringMixin, ShortScheduleMixin
 
 CIB_LOG_KEYS = ("cib_lambda_patch", "cib_lambda_grid", "cib_patch_mse_tr", "cib_grid_mse_tr",
                 "cib_patch_mse_val", "cib_grid_mse_val")
@@ -133,10 +133,25 @@ class nnUNetTrainerCIBDiceFocal(CIBHeadsMixin, DiceFocalLossMixin, nnUNetTrainer
     """nnU-Net's network with CIB heads, Dice + Focal loss."""
 
 
-class nnUNetTrainerMSCSACIB(CIBHeadsMixin, nnUNetTrainerMSCSA):
+class nnUNetTrainerMSCSACIB(CIBHeadsMixin, MSCSANetworkMixin, nnUNetTrainer):
     """MSCSA network with CIB heads, Dice + CE."""
 
 
-for _trainer in (nnUNetTrainerCIB, nnUNetTrainerCIBDiceFocal, nnUNetTrainerMSCSACIB):
-    globals()[f"{_trainer.__name__}Short"] = short_variant(_trainer, __name__)
-del _trainer
+class nnUNetTrainerCIBShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerCIB):
+    """nnU-Net's network from the plans with CIB Dice-predicting heads (patch + 2x2x2 grid), Dice + CE; short schedule, no mirroring."""
+
+
+class nnUNetTrainerCIBDiceFocalShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerCIBDiceFocal):
+    """nnU-Net's network with CIB heads, Dice + Focal loss; short schedule, no mirroring."""
+
+
+class nnUNetTrainerMSCSACIBShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerMSCSACIB):
+    """MSCSA network with CIB heads, Dice + CE; short schedule, no mirroring."""
+
+
+class nnUNetTrainerCIBTversky(CIBHeadsMixin, TverskyLossMixin, nnUNetTrainer):
+    """nnU-Net's network with CIB heads, Tversky + CE loss (the CIB paper's best-F1 combination)."""
+
+
+class nnUNetTrainerCIBTverskyShort(ShortScheduleMixin, NoMirroringMixin, nnUNetTrainerCIBTversky):
+    """nnU-Net's network with CIB heads, Tversky + CE loss; short schedule, no mirroring."""

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from mslesseg_nnunet.atomic import atomic_dir, check_no_overlap
-    from mslesseg_nnunet.evaluation.batch import parallel_map
+    from mslesseg_nnunet.parallel import parallel_map
     from mslesseg_nnunet.evaluation.consensus import (CSV_COLUMNS, consensus_case,
                                                       consensus_inputs, consensus_summary,
                                                       consensus_tasks)

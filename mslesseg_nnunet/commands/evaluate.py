@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mslesseg_nnunet.atomic import check_can_write
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import finite_float
 
@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--missing-as-empty", action="store_true",
                    help="score reference cases without a prediction as empty predictions")
     p.add_argument("--connectivity", type=int, default=None,
-                   help="mslesseg only: lesion connectivity 6, 18 or 26 (default 26)")
+                   help=f"mslesseg only: lesion connectivity 6, 18 or 26 (default "
+                        f"{LESION_CONNECTIVITY}; msseg2: always 6, Anima's)")
     p.add_argument("--min-volume", type=finite_float, default=None,
                    help="msseg2 only: lesions must be larger than this, in mm3 (default 3.0)")
     p.add_argument("--alpha", type=finite_float, default=None, help="msseg2 only (default 0.1)")
@@ -58,7 +59,7 @@ def protocol_options(args) -> dict:
     if args.protocol == "mslesseg":
         if anima_given:
             raise UserError(f"--{anima_given[0].replace('_', '-')}: only for --protocol msseg2")
-        return {"connectivity": check_connectivity(args.connectivity or 26), **scoring}
+        return {"connectivity": check_connectivity(args.connectivity or LESION_CONNECTIVITY), **scoring}
     if args.connectivity is not None:
         raise UserError("--connectivity: the msseg2 protocol always uses 6-connectivity (Anima)")
     options = dict(scoring)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mslesseg_nnunet.atomic import check_can_write
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import finite_float
 
@@ -24,8 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
     p.add_argument("--summary", type=Path, default=None,
                    help="JSON with the per-scan summary (count, total volume) or status counts")
-    p.add_argument("--connectivity", type=int, default=6,
-                   help="lesion connectivity 6, 18 or 26 (default 6, as MSLesSeg's lesion counts)")
+    p.add_argument("--connectivity", type=int, default=LESION_CONNECTIVITY,
+                   help=f"lesion connectivity 6, 18 or 26 (default {LESION_CONNECTIVITY}, as "
+                        "MSLesSeg's lesion counts)")
     p.add_argument("--thresholds", default=None,
                    help="size class bounds in voxels (default 100,1000: small/medium/large)")
     p.add_argument("--min-change", type=finite_float, default=0.25,

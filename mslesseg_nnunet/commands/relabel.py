@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.labelling import DEFAULT_DISTANCE2, DEFAULT_THRESHOLDS
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.numbers import finite_float
@@ -37,8 +38,8 @@ def register(subparsers) -> None:
     msl = sub.add_parser("msl", help="multi-size labels: small/medium/large = 1/2/3",
                          description="Each lesion (connected component) gets a class by voxel "
                                      "count: < t1 -> 1, < t2 -> 2, else 3.")
-    msl.add_argument("--connectivity", type=int, default=6, choices=(6, 18, 26),
-                     help="lesion connectivity (default 6)")
+    msl.add_argument("--connectivity", type=int, default=LESION_CONNECTIVITY, choices=CONNECTIVITIES,
+                     help=f"lesion connectivity (default {LESION_CONNECTIVITY})")
     msl.add_argument("--thresholds", type=_thresholds,
                      default=DEFAULT_THRESHOLDS, help="size bin edges in voxels (default 100,1000)")
     _common(msl)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mslesseg_nnunet.components import check_connectivity
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 
 
@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--pred", type=Path, required=True, help="folder of predicted masks")
     p.add_argument("--gt", type=Path, required=True, help="folder of reference masks")
     p.add_argument("-o", "--output", type=Path, required=True, help="report folder to create")
-    p.add_argument("--connectivity", type=int, default=26, help="lesion connectivity (default 26)")
+    p.add_argument("--connectivity", type=int, default=LESION_CONNECTIVITY,
+                   help=f"lesion connectivity (default {LESION_CONNECTIVITY})")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--missing-as-empty", action="store_true",
                    help="score reference cases without a prediction as empty predictions")

@@ -6,26 +6,24 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.atomic import check_can_write
-from mslesseg_nnunet.components import CONNECTIVITIES
+from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import finite_float
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, save_params
-from mslesseg_nnunet.postprocessing.search import OBJECTIVES
+from mslesseg_nnunet.postprocessing.search import GRID_OPTIONS, OBJECTIVES
 
 PROB_STEPS = [round(float(v), 2) for v in np.arange(0.5, 1.0001, 0.05)]
-# Defaults per rule and protocol (METHODS.md: MadSeg's grid; MSSEG-2 nnU-Net recipe).
+# Default grids per rule: MadSeg's grid search (competition report, their code); mean rule: a
+# small grid around nnU-Net's own threshold 0.5 and size filters of a few voxels.
 DEFAULT_GRIDS = {
     "madseg": {"threshold": [0.5], "min_size": [0.0], "mix": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.0],
                "prob_threshold": PROB_STEPS, "volume_threshold": [1000.0]},
     "mean": {"threshold": [0.3, 0.4, 0.5, 0.6], "min_size": [0.0, 3.0, 5.0, 10.0]},
 }
 DEFAULT_GRIDS["union"] = DEFAULT_GRIDS["staple"] = DEFAULT_GRIDS["mean"]
-PROTOCOL_DEFAULTS = {"mslesseg": {"size_unit": "voxels", "connectivity": 6},
-                     "msseg2": {"size_unit": "mm3", "connectivity": 26}}
-GRID_OPTIONS = {"threshold": "--thresholds", "min_size": "--min-sizes", "mix": "--mixes",
-                "prob_threshold": "--prob-thresholds", "volume_threshold": "--volume-thresholds"}
+PROTOCOL_SIZE_UNITS = {"mslesseg": "voxels", "msseg2": "mm3"}
 
 
 def register(subparsers) -> None:
@@ -68,7 +66,8 @@ def register(subparsers) -> None:
                    help="unit of min sizes and volume thresholds (default: voxels for mslesseg, "
                         "mm3 for msseg2)")
     p.add_argument("--connectivity", type=int, choices=CONNECTIVITIES, default=None,
-                   help="component connectivity (default: 6 for mslesseg, 26 for msseg2)")
+                   help=f"component connectivity (default {LESION_CONNECTIVITY}; the MSSEG-2 "
+                        "nnU-Net team's filter: 26)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run)
 
@@ -76,6 +75,12 @@ def register(subparsers) -> None:
 def grid_from_args(args, rule: str) -> dict[str, list[float]]:
     """The grid: options given on the command line, defaults for the rest."""
     return {field: getattr(args, field) or values for field, values in DEFAULT_GRIDS[rule].items()}
+
+
+def base_params(args) -> PostprocessingParams:
+    """The fixed parameters of the search: size unit and connectivity (protocol defaults)."""
+    return PostprocessingParams(size_unit=args.size_unit or PROTOCOL_SIZE_UNITS[args.protocol],
+                                connectivity=args.connectivity or LESION_CONNECTIVITY)
 
 
 def objective_for(protocol: str, name: str | None):
@@ -98,10 +103,7 @@ def run(args) -> int:
     objective = objective_for(args.protocol, args.objective)
     # The rule may be known only once the models are open: crop for the lowest threshold of any grid.
     min_threshold = min(args.threshold or [min(g["threshold"]) for g in DEFAULT_GRIDS.values()])
-    defaults = PROTOCOL_DEFAULTS[args.protocol]
-    base = PostprocessingParams(size_unit=args.size_unit or defaults["size_unit"],
-                                connectivity=args.connectivity or defaults["connectivity"])
-    result = tune(args.models, args.folds, base, args.rule, lambda rule: grid_from_args(args, rule),
+    result = tune(args.models, args.folds, base_params(args), args.rule, lambda rule: grid_from_args(args, rule),
                   objective, min_threshold, table_path, args.weights, args.select_members,
                   args.exhaustive_up_to)
     save_params(args.output, result.params, score=result.score, metric=objective.metric,

@@ -1,12 +1,10 @@
 """Score folders of predictions against references, case by case, in parallel."""
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from mslesseg_nnunet.evaluation import msseg2_metrics, mslesseg_metrics
 from mslesseg_nnunet.evaluation.conventions import conventions
@@ -14,6 +12,7 @@ from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.pairing import pair_cases
 from mslesseg_nnunet.evaluation.summary import summarize
 from mslesseg_nnunet.nifti import read_header
+from mslesseg_nnunet.parallel import parallel_map
 
 PROTOCOLS = {"mslesseg": mslesseg_metrics, "msseg2": msseg2_metrics}
 
@@ -54,26 +53,6 @@ def columns(protocol: str, options: dict | None = None) -> list[str]:
     return ["case", *PROTOCOLS[protocol].columns((options or {}).get("size_bins"))]
 
 
-def parallel_map(fn, items: list, workers: int = 1, desc: str = "", progress: bool = True) -> list:
-    """``[fn(x) for x in items]``, in a process pool when ``workers`` > 1, with a tqdm bar.
-
-    On an error the bar is cleared so that the error message stands alone.
-    """
-    bar = tqdm(total=len(items), desc=desc, unit="case", disable=not progress)
-    try:
-        if workers <= 1 or len(items) <= 1:
-            results = [_advance(bar, fn(x)) for x in items]
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
-                results = [_advance(bar, r) for r in pool.map(fn, items)]
-    except BaseException:
-        bar.leave = False
-        raise
-    finally:
-        bar.close()
-    return results
-
-
 def evaluate_pairs(pairs: list[tuple[str, Path | None, Path]], protocol: str,
                    options: dict | None = None, workers: int = 1,
                    progress: bool = True) -> list[dict]:
@@ -89,11 +68,6 @@ def evaluate_folders(pred_root: Path, gt_root: Path, protocol: str, options: dic
     """Score every reference case of ``gt_root`` against ``pred_root`` (see :mod:`pairing`)."""
     pairs = pair_cases(pred_root, gt_root, missing_as_empty)
     return evaluate_pairs(pairs, protocol, options, workers, progress)
-
-
-def _advance(bar: tqdm, row: dict) -> dict:
-    bar.update(1)
-    return row
 
 
 def summary_document(rows: list[dict], protocol: str, options: dict) -> dict:

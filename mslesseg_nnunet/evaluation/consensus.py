@@ -19,8 +19,7 @@ from mslesseg_nnunet.evaluation.pairing import find_masks
 from mslesseg_nnunet.evaluation.summary import describe
 from mslesseg_nnunet.evaluation.voxel_metrics import dice
 from mslesseg_nnunet.nifti import read_header, write_volume
-from mslesseg_nnunet.postprocessing.staple import staple
-from mslesseg_nnunet.postprocessing.threshold import binarize
+from mslesseg_nnunet.staple import staple
 
 CSV_COLUMNS = ("case", "input", "dice", "staple_sensitivity", "staple_specificity")
 REFERENCE_LABEL = "reference"
@@ -91,7 +90,7 @@ def consensus_case(task: ConsensusTask) -> list[dict]:
     read = [read_mask(path) for path in task.paths]
     masks = [mask for mask, _ in read]
     estimate = staple(masks)
-    consensus = binarize(estimate.probability, task.threshold)
+    consensus = estimate.mask(task.threshold)
     write_volume(task.out, consensus.astype(np.uint8), read[0][1], dtype=np.uint8)
     return [{"case": task.case, "input": label, "dice": dice(mask, consensus),
              "staple_sensitivity": sens, "staple_specificity": spec}

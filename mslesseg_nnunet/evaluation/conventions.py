@@ -1,6 +1,7 @@
 """The rules behind every number of an evaluation, written into its summary JSON."""
 from __future__ import annotations
 
+from mslesseg_nnunet.components import LESION_CONNECTIVITY
 from mslesseg_nnunet.evaluation.detection import SIZE_BINS
 from mslesseg_nnunet.evaluation.voxel_metrics import EMPTY_DICE
 
@@ -12,7 +13,7 @@ SURFACE = ("surface = mask voxels with a face neighbour outside the mask (or the
 def lesion_rule(protocol: str, options: dict) -> str:
     """How lesions are found and matched under ``protocol``."""
     if protocol == "mslesseg":
-        return (f"{options.get('connectivity', 26)}-connected components; a reference lesion is "
+        return (f"{options.get('connectivity', LESION_CONNECTIVITY)}-connected components; a reference lesion is "
                 "detected, and a predicted lesion a true positive, when the other mask "
                 "overlaps it by at least one voxel")
     return ("6-connected components larger than min_volume_mm3 (floor(v / voxel volume) + 1 "

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from mslesseg_nnunet.components import label_components
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, component_sizes, label_components
 from mslesseg_nnunet.labelling import DEFAULT_THRESHOLDS, check_thresholds, size_class_names
 
 LESION_COLUMNS = ("lesion_id", "voxels", "volume_mm3", "centroid_x_mm", "centroid_y_mm",
@@ -30,7 +30,7 @@ STATUSES = ("new", "enlarging", "stable", "shrinking", "disappeared")
 def ordered_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
     """Components relabelled 1..n by decreasing size (ties: first in scan order)."""
     labels, n = label_components(mask, connectivity)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    sizes = component_sizes(labels, n)
     lut = np.zeros(n + 1, dtype=np.uint32)
     lut[np.argsort(-sizes, kind="stable") + 1] = np.arange(1, n + 1, dtype=np.uint32)
     return lut[labels], n
@@ -41,7 +41,7 @@ def to_mm(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     return ijk @ affine[:3, :3].T + affine[:3, 3]
 
 
-def lesion_table(mask: np.ndarray, affine: np.ndarray, connectivity: int = 6,
+def lesion_table(mask: np.ndarray, affine: np.ndarray, connectivity: int = LESION_CONNECTIVITY,
                  thresholds=DEFAULT_THRESHOLDS, flair: np.ndarray | None = None) -> list[dict]:
     """One row per lesion (:data:`LESION_COLUMNS`); ``mean_flair`` NaN without ``flair``."""
     thresholds = check_thresholds(thresholds)
@@ -120,7 +120,7 @@ def overlap_groups(base_labels: np.ndarray, n_base: int, follow_labels: np.ndarr
 
 
 def lesion_changes(baseline: np.ndarray, followup: np.ndarray, affine: np.ndarray,
-                   connectivity: int = 6, min_change: float = 0.25) -> list[dict]:
+                   connectivity: int = LESION_CONNECTIVITY, min_change: float = 0.25) -> list[dict]:
     """Compare lesions of two co-registered timepoints (:data:`CHANGE_COLUMNS`).
 
     Lesions of both timepoints that overlap by at least one voxel (directly or
@@ -136,7 +136,7 @@ def lesion_changes(baseline: np.ndarray, followup: np.ndarray, affine: np.ndarra
     vox_mm3 = abs(float(np.linalg.det(affine[:3, :3])))
 
     def per_group(labels, n, groups):
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        sizes = component_sizes(labels, n)
         counts = np.bincount(groups, minlength=n_groups)
         volumes = np.bincount(groups, weights=sizes, minlength=n_groups) * vox_mm3
         lut = np.concatenate([[-1], groups])

@@ -4,7 +4,7 @@ Voxel-wise: DSC = 2|P∩R| / (|P|+|R|), TPR = |P∩R|/|R|, PPV = |P∩R|/|P|,
 AVD = |V_P - V_R| / V_R. Surface: ASSD and HD95 in mm (see
 :mod:`mslesseg_nnunet.evaluation.surface`).
 
-Lesions are the connected components at ``connectivity`` (default 26).
+Lesions are the connected components at ``connectivity`` (default 6).
 Lesion-hit rule: a reference lesion is *detected* when at least one of its
 voxels is predicted (overlap >= 1 voxel); a predicted lesion is a *false
 positive* when none of its voxels is in the reference. LTPR = detected
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mslesseg_nnunet.components import component_sizes, label_components
+from mslesseg_nnunet.components import LESION_CONNECTIVITY, component_sizes, label_components
 from mslesseg_nnunet.evaluation.boxes import crop_to_union
 from mslesseg_nnunet.evaluation.detection import lesion_f1, size_columns, size_scores
 from mslesseg_nnunet.evaluation.surface import assd_hd95
@@ -70,7 +70,7 @@ def lesion_hits(pred: np.ndarray, ref: np.ndarray, connectivity: int) -> dict:
             "pred_sizes": component_sizes(pred_labels, n_pred), "pred_hit": pred_hit[1:]}
 
 
-def score_case(pred: np.ndarray, ref: np.ndarray, spacing, connectivity: int = 26,
+def score_case(pred: np.ndarray, ref: np.ndarray, spacing, connectivity: int = LESION_CONNECTIVITY,
                size_bins: str | None = None, empty_dice: str = "nan") -> dict:
     """All MSLesSeg metrics of one binary prediction against its reference.
 

@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from mslesseg_nnunet.components import label_components
+from mslesseg_nnunet.components import component_sizes, label_components
 from mslesseg_nnunet.evaluation.boxes import crop_to_union
 from mslesseg_nnunet.evaluation.detection import size_columns, size_scores
 from mslesseg_nnunet.evaluation.surface import assd_hd95
@@ -82,7 +82,7 @@ def kept_components(mask: np.ndarray, min_voxels: int) -> tuple[np.ndarray, np.n
     voxels are 0, and the sizes of the kept components.
     """
     labels, n = label_components(mask, connectivity=6)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    sizes = component_sizes(labels, n)
     order = np.argsort(-sizes, kind="stable")
     order = order[sizes[order] >= min_voxels]
     lut = np.zeros(n + 1, dtype=np.int64)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mslesseg_nnunet.dataset_conversion.layouts import MSLESSEG_PREFIX, MSSEG2_PREFIX
+from mslesseg_nnunet.vocabulary import MSLESSEG_PREFIX, MSSEG2_PREFIX
 from mslesseg_nnunet.errors import UserError
 
 NIFTI = ".nii.gz"

@@ -24,6 +24,7 @@ from mslesseg_nnunet.experiment.checks import Table
 from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
                                                _dataset_name, _source, default_test_paths,
                                                check_synthetic_test, exists_before_run)
+from mslesseg_nnunet.vocabulary import dataset_folder
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
 _NOT_CROSS = {"labellings": "", "tuning": "", "ensemble": "", "test": " (use [[tests]])"}
@@ -118,7 +119,7 @@ def _source_paths(src: Source, raw: Path, part: str) -> tuple[Path, Path | None]
         return src.path / "train", src.path / "train"
     if src.kind.endswith("msseg2"):
         return src.path / "training", src.path / "training"
-    folder = raw / f"Dataset{src.dataset_id:03d}_{src.name}"
+    folder = raw / dataset_folder(src.dataset_id, src.name)
     return folder / "imagesTr", folder / "labelsTr"
 
 

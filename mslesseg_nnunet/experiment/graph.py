@@ -6,13 +6,16 @@ step can be rerun by hand from its ``command.sh``. Step ids read as
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, replace
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 from mslesseg_nnunet.ensembles.blending import ORACLE_BLENDINGS
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.schema import (PLANNERS, Experiment, Labelling, Model, Source,
                                                TestSet)
+from mslesseg_nnunet.vocabulary import dataset_folder
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Graph:
 
 
 def _topological(steps: list[Step]) -> list[Step]:
+    """``steps`` in dependency order (graphlib); among the ready steps, the earliest given first,
+    so that an already ordered list stays as it is."""
     by_id: dict[str, Step] = {}
     for step in steps:
         if step.id in by_id:
@@ -82,21 +87,20 @@ def _topological(steps: list[Step]) -> list[Step]:
         for dep in step.deps:
             if dep not in by_id:
                 raise UserError(f"experiment: step {step.id!r} depends on unknown step {dep!r}")
-    ordered, state = [], {}
-
-    def visit(step: Step, chain: tuple[str, ...]):
-        if state.get(step.id) == "done":
-            return
-        if state.get(step.id) == "visiting":
-            raise UserError(f"experiment: dependency cycle {' -> '.join(chain + (step.id,))}")
-        state[step.id] = "visiting"
-        for dep in step.deps:
-            visit(by_id[dep], chain + (step.id,))
-        state[step.id] = "done"
-        ordered.append(step)
-
-    for step in steps:
-        visit(step, ())
+    sorter = TopologicalSorter({step.id: step.deps for step in steps})
+    try:
+        sorter.prepare()
+    except CycleError as err:
+        raise UserError(f"experiment: dependency cycle {' -> '.join(reversed(err.args[1]))}") from None
+    index = {step.id: i for i, step in enumerate(steps)}
+    ready: list[tuple[int, str]] = []
+    ordered = []
+    while sorter.is_active():
+        for step_id in sorter.get_ready():
+            heapq.heappush(ready, (index[step_id], step_id))
+        _, step_id = heapq.heappop(ready)
+        ordered.append(by_id[step_id])
+        sorter.done(step_id)
     return ordered
 
 
@@ -113,7 +117,7 @@ class _Paths:
 
     @staticmethod
     def dataset(dataset_id: int, name: str) -> str:
-        return f"Dataset{dataset_id:03d}_{name}"
+        return dataset_folder(dataset_id, name)
 
     def labelling_dataset(self, lab: Labelling) -> str:
         return self.dataset(lab.dataset_id, lab.name)

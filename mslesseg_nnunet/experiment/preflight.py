@@ -5,6 +5,7 @@ from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.schema import Experiment
+from mslesseg_nnunet.vocabulary import dataset_folder
 
 
 def check_dataset_ids(exp: Experiment) -> None:
@@ -29,6 +30,6 @@ def check_dataset_ids(exp: Experiment) -> None:
                   for i, lab in enumerate(exp.labellings) if lab.kind != "binary"]
     for key, dataset_id, name in owned:
         for folder in sorted(raw.glob(f"Dataset{dataset_id:03d}_*")):
-            if folder.name != f"Dataset{dataset_id:03d}_{name}":
+            if folder.name != dataset_folder(dataset_id, name):
                 raise UserError(f"{exp.file.name}: {key}: {dataset_id} is already used by "
                                 f"{folder} (choose another id)")

@@ -43,14 +43,15 @@ def mean_dice_table(exp: Experiment) -> dict[str, float]:
 
 
 def read_mean_dice(summary: Path) -> float | None:
-    """``mean_dice`` of an evaluation ``summary.json`` (None if absent or unreadable)."""
+    """The mean Dice of an evaluation ``summary.json`` (None if absent or unreadable)."""
     try:
         data = json.loads(Path(summary).read_text())
     except (OSError, ValueError):
         return None
-    value = data.get("mean_dice")
-    if value is None and isinstance(data.get("dice"), dict):
-        value = data["dice"].get("mean")
+    try:
+        value = data["metrics"]["dice"]["mean"]  # both protocols (MSSEG-2: Anima's Dice)
+    except (KeyError, TypeError):
+        return None
     return float(value) if value is not None else None
 
 

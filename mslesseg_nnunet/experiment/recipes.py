@@ -118,9 +118,10 @@ trainers = ["nnUNetTrainer", "nnUNetTrainerDiceFocal"]
 
 [tuning]
 protocol = "msseg2"                # the challenge's criteria, mean rank (objective = "f1": F1 only)
+connectivity = 26                  # the MSSEG-2 nnU-Net team: p > 0.2, components > 4 mm3 at 26
 [tuning.grid]
 thresholds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
-min_sizes = [0, 4, 8, 16]
+min_sizes = [0, 4, 8, 16]          # mm3; a component is kept when strictly larger
 
 [ensemble]
 rule = "mean"

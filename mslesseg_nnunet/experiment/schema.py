@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
+from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
+from mslesseg_nnunet.postprocessing.params import RULES
+from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE, dataset_folder
 
 # Datasets as distributed, converted by `mslesseg convert KIND PATH` (add a converter's name here).
 CONVERTER_KINDS = ("mslesseg", "msseg2", "isbi2015", "msseg2016", "3dmrms", "folders")
@@ -22,7 +25,6 @@ LABELLING_KINDS = ("binary", "msl", "dbl")
 MODALITIES = ("FLAIR", "T1", "T2")
 MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
 PROTOCOLS = ("mslesseg", "msseg2")
-RULES = ("mean", "madseg", "union", "staple")
 WEIGHTS = ("equal", "cv-dice")
 # protocol -> `mslesseg tune --objective` choices, the default first
 OBJECTIVES = {"mslesseg": ("dice",), "msseg2": ("rank", "f1")}
@@ -263,8 +265,8 @@ def _env(table: Table) -> dict:
 def _dataset_name(table: Table, default: str | None) -> str:
     """``name`` (required when there is no ``default``), checked."""
     name = table.get("name", str) if default is None else table.get("name", str, default)
-    if not _NAME.match(name):
-        table.fail("name", f"{name!r} must be letters, digits, '_' or '-'")
+    if not DATASET_NAME.match(name):
+        table.fail("name", f"{name!r} {DATASET_NAME_RULE} (a converter's --name)")
     return name
 
 
@@ -302,7 +304,7 @@ def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -
         path = workdir / "synthetic"
         options["patients"] = t.integer("patients", 1, None, 6)
         options["test_patients"] = t.integer("test_patients", 0, None, 2)
-        options["spacing"] = t.number("spacing", 0.5, 10, 1.0)
+        options["spacing"] = t.number("spacing", *SYNTH_SPACING_RANGE, 1.0)
         options["seed"] = t.integer("seed", 0, None, 0)
         if kind == "synthetic-mslesseg":
             options["timepoints"] = t.integer("timepoints", 1, 4, 1)
@@ -352,8 +354,8 @@ def _labelling_params(t: Table, kind: str) -> dict:
         if not thresholds or not _positive_ints(thresholds) \
                 or thresholds != sorted(set(thresholds)):
             t.fail("thresholds", f"{thresholds!r} must be increasing positive voxel counts")
-        connectivity = t.integer("connectivity", default=6)
-        if connectivity not in (6, 18, 26):
+        connectivity = t.integer("connectivity", default=LESION_CONNECTIVITY)
+        if connectivity not in CONNECTIVITIES:
             t.fail("connectivity", f"{connectivity} is not one of 6, 18, 26")
         return {"thresholds": thresholds, "connectivity": connectivity}
     return {"distance2": t.number("distance2", 0, None, 4.5)}
@@ -374,7 +376,7 @@ def _model(item, where: str, t: Table, default_plans: str) -> Model:
 
 
 def _models(t: Table, key: str, default_plans: str, check_exists: bool) -> tuple[Model, ...]:
-    from mslesseg_nnunet.experiment.trainer_names import trainer_exists
+    from mslesseg_nnunet.trainer_catalog import trainer_exists
 
     items = t.get(key, list)
     if not items:
@@ -453,7 +455,7 @@ def _tuning(t: Table, training: Training | None) -> Tuning:
         grid[key] = values
     size_unit = t.choice("size_unit", ("voxels", "mm3"), None)
     connectivity = t.integer("connectivity", default=None)
-    if connectivity not in (None, 6, 18, 26):
+    if connectivity not in (None, *CONNECTIVITIES):
         t.fail("connectivity", f"{connectivity} is not one of 6, 18, 26")
     objective = t.choice("objective", OBJECTIVES[protocol], None)
     select_members = t.get("select_members", bool, False)
@@ -488,7 +490,7 @@ def default_test_paths(source: Source, raw: Path) -> tuple[Path | None, Path | N
         return source.path / "test", source.path / "test"
     if source.kind in ("msseg2", "synthetic-msseg2"):
         return source.path / "testing", None
-    folder = raw / f"Dataset{source.dataset_id:03d}_{source.name}"  # converted or existing
+    folder = raw / dataset_folder(source.dataset_id, source.name)  # converted or existing
     gt = folder / "labelsTs"
     return folder / "imagesTs", gt if gt.is_dir() or source.kind != "nnunet" else None
 

@@ -69,13 +69,16 @@ def _template_images(skull_stripped: bool) -> tuple[sitk.Image, sitk.Image]:
 
 def register_to_template(flair: sitk.Image, dof: int, skull_stripped: bool,
                          path: Path) -> registration.Registration:
-    """FLAIR -> template (fixed: the template); UserError when the match is too poor."""
+    """FLAIR -> template (fixed: the template): a similarity fit (7 dof), then 12-dof affine
+    from it, or (``dof`` 6) its rotation and translation at the brain's own size; UserError
+    when the match is too poor."""
     fixed, mask = _template_images(skull_stripped)
-    fit = _check_template_fit(registration.rigid_to(
+    similar = _check_template_fit(registration.similarity_to(
         fixed, flair, mask, "MOMENTS" if skull_stripped else "GEOMETRY"), path)
-    if dof == 12:
-        fit = _check_template_fit(registration.affine_to(fixed, flair, fit, mask), path)
-    return fit
+    if dof == 6:
+        rigid = registration.without_scale(similar.transform)
+        return _check_template_fit(registration.evaluate(fixed, flair, rigid, mask), path)
+    return _check_template_fit(registration.affine_to(fixed, flair, similar, mask), path)
 
 
 def _check_template_fit(fit: registration.Registration, path: Path) -> registration.Registration:
@@ -147,6 +150,8 @@ def preprocess(inputs: dict[str, Path], out: Path, skull_stripped: bool = False,
         "parameters": {"skull_stripped": skull_stripped, "dof": dof, "n4": n4,
                        "n4_shrink": N4_SHRINK, "n4_iterations": list(N4_ITERATIONS),
                        "metric": "Mattes mutual information",
+                       "template_fit": "similarity (7 dof), then affine (12 dof)" if dof == 12
+                       else "similarity (7 dof) without its scale",
                        "histogram_bins": registration.HISTOGRAM_BINS,
                        "coarse_spacing_mm": registration.METRIC_SPACING_MM,
                        "fine_sampling": registration.FINE_SAMPLING,

@@ -1,5 +1,6 @@
-"""Registration with SimpleITK's ``ImageRegistrationMethod``: rigid channel-to-FLAIR and
-12-dof affine (or rigid) FLAIR-to-template, multi-resolution, Mattes mutual information.
+"""Registration with SimpleITK's ``ImageRegistrationMethod``: rigid channel-to-FLAIR, and
+FLAIR-to-template by a similarity fit then 12-dof affine (or the similarity's rigid part),
+multi-resolution, Mattes mutual information.
 
 Levels 4 and 2 mm run on copies resampled to 2 mm (``coarse``), so the
 smoothing pyramid never touches a full volume; a last 1 mm level samples only
@@ -47,14 +48,22 @@ def coarse(image: sitk.Image, spacing: float = METRIC_SPACING_MM) -> sitk.Image:
                          new.tolist(), image.GetDirection(), 0.0, sitk.sitkFloat32)
 
 
-def _run(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
-         fixed_mask: sitk.Image | None, levels, sampling: float, iterations: int) -> float:
-    """One multi-level optimisation of ``transform`` (in place); returns the final metric."""
+def _method(sampling: float, fixed_mask: sitk.Image | None) -> sitk.ImageRegistrationMethod:
+    """Mattes mutual information on a random ``sampling`` share of the (masked) voxels."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(HISTOGRAM_BINS)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(sampling, SEED)
     method.SetInterpolator(sitk.sitkLinear)
+    if fixed_mask is not None:
+        method.SetMetricFixedMask(fixed_mask)
+    return method
+
+
+def _run(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
+         fixed_mask: sitk.Image | None, levels, sampling: float, iterations: int) -> float:
+    """One multi-level optimisation of ``transform`` (in place); returns the final metric."""
+    method = _method(sampling, fixed_mask)
     method.SetOptimizerAsGradientDescent(learningRate=1.0, numberOfIterations=iterations,
                                          convergenceMinimumValue=1e-6, convergenceWindowSize=10,
                                          estimateLearningRate=method.EachIteration)
@@ -62,11 +71,17 @@ def _run(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
     method.SetShrinkFactorsPerLevel([s for s, _ in levels])
     method.SetSmoothingSigmasPerLevel([g for _, g in levels])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    if fixed_mask is not None:
-        method.SetMetricFixedMask(fixed_mask)
     method.SetInitialTransform(transform, inPlace=True)
     method.Execute(fixed, moving)
     return float(method.GetMetricValue())
+
+
+def evaluate(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
+             fixed_mask: sitk.Image | None = None) -> Registration:
+    """``transform`` with its metric value, sampled as at the last registration level."""
+    method = _method(FINE_SAMPLING, fixed_mask)
+    method.SetInitialTransform(transform)
+    return Registration(transform, float(method.MetricEvaluate(fixed, moving)))
 
 
 def _mask(mask: sitk.Image | None, like: sitk.Image) -> sitk.Image | None:
@@ -101,9 +116,32 @@ def rigid_to(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | Non
     return register(fixed, moving, centred(fixed, moving, mode), fixed_mask)
 
 
-def affine_to(fixed: sitk.Image, moving: sitk.Image, rigid: Registration,
+def similarity_to(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None = None,
+                  mode: str = "GEOMETRY") -> Registration:
+    """7-dof registration (rotation, translation, one isotropic scale) of ``moving`` onto
+    ``fixed``: a brain of another size than the template is not tilted to fit it, as a rigid
+    fit does (6-7 degrees of pitch for a brain 13% smaller)."""
+    start = centred(fixed, moving, mode)
+    similarity = sitk.Similarity3DTransform()
+    similarity.SetCenter(start.GetCenter())
+    similarity.SetTranslation(start.GetTranslation())
+    return register(fixed, moving, similarity, fixed_mask)
+
+
+def without_scale(similarity: sitk.Similarity3DTransform) -> sitk.Euler3DTransform:
+    """The rigid part of ``similarity`` (its rotation and translation about its centre):
+    the template's centre goes where the similarity puts it, at the brain's own size."""
+    euler = sitk.Euler3DTransform()
+    euler.SetCenter(similarity.GetCenter())
+    euler.SetMatrix([v / similarity.GetScale() for v in similarity.GetMatrix()])
+    euler.SetTranslation(similarity.GetTranslation())
+    return euler
+
+
+def affine_to(fixed: sitk.Image, moving: sitk.Image, start: Registration,
               fixed_mask: sitk.Image | None) -> Registration:
-    """12-dof affine registration of ``moving`` onto ``fixed``, started from a rigid fit."""
-    affine = sitk.AffineTransform(rigid.transform.GetMatrix(), rigid.transform.GetTranslation(),
-                                  rigid.transform.GetCenter())
+    """12-dof affine registration of ``moving`` onto ``fixed``, started from a rigid or
+    similarity fit."""
+    affine = sitk.AffineTransform(start.transform.GetMatrix(), start.transform.GetTranslation(),
+                                  start.transform.GetCenter())
     return register(fixed, moving, affine, fixed_mask)

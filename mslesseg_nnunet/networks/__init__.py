@@ -28,7 +28,7 @@ from mslesseg_nnunet.networks.umamba import UMAMBA_ENC_MAX_TOKENS, UMamba, bottl
 from mslesseg_nnunet.networks.unet_plus_plus import UNetPlusPlus
 
 __all__ = ["ARCHITECTURES", "UNetHyperParameters", "unet_hyperparameters", "build_mscsa",
-           "build_umamba_bot", "build_umamba_enc", "build_lightm_unet", "build_unet_plus_plus",
+           "build_umamba_bot", "build_umamba_enc", "build_umamba_enc_capped", "build_lightm_unet", "build_unet_plus_plus",
            "build_swin_unetr", "build_unetr", "build_segresnet"]
 
 
@@ -53,13 +53,19 @@ def build_umamba_bot(plans_manager, configuration_manager, num_input_channels: i
 
 
 def build_umamba_enc(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
-                     enable_deep_supervision: bool = True, *,
-                     max_tokens: int | None = UMAMBA_ENC_MAX_TOKENS) -> nn.Module:
-    """Residual U-Net from the plans with a Mamba layer after every encoder stage of at most
-    ``max_tokens`` voxels for the plans' patch (``None``: after every stage, as in the paper)."""
+                     enable_deep_supervision: bool = True, *, max_tokens: int | None = None) -> nn.Module:
+    """Residual U-Net from the plans with a Mamba layer after every encoder stage, as in the
+    paper (``max_tokens``: only after stages of at most that many voxels for the plans' patch)."""
     hp = unet_hyperparameters(configuration_manager)
     return _initialized(UMamba(hp, num_input_channels, num_output_channels, encoder_stages(hp, max_tokens),
                                enable_deep_supervision))
+
+
+def build_umamba_enc_capped(plans_manager, configuration_manager, num_input_channels: int,
+                            num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+    """UMambaEnc without Mamba on the stages above UMAMBA_ENC_MAX_TOKENS voxels (a CPU choice)."""
+    return build_umamba_enc(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                            enable_deep_supervision, max_tokens=UMAMBA_ENC_MAX_TOKENS)
 
 
 def build_lightm_unet(plans_manager, configuration_manager, num_input_channels: int, num_output_channels: int,
@@ -80,6 +86,7 @@ ARCHITECTURES = {
     "MSCSA": build_mscsa,
     "UMambaBot": build_umamba_bot,
     "UMambaEnc": build_umamba_enc,
+    "UMambaEncCapped": build_umamba_enc_capped,
     "LightMUNet": build_lightm_unet,
     "UNetPlusPlus": build_unet_plus_plus,
     "SwinUNETR": build_swin_unetr,

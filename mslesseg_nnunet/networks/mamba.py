@@ -1,4 +1,4 @@
-"""Mamba (S6) block and the image-token Mamba layer used by U-Mamba and LightM-UNet.
+"""Mamba (S6) block and the Mamba layers of U-Mamba and LightM-UNet (voxel or channel tokens).
 
 The parameters are those of ``mamba_ssm.Mamba`` (in_proj, depthwise causal
 conv1d, x_proj, dt_proj, A_log, D, out_proj), so one checkpoint runs on any
@@ -110,3 +110,18 @@ class MambaLayer(nn.Module):
             tokens = x.float().flatten(2).transpose(1, 2)
             out = self.mamba(self.norm(tokens))
         return out.transpose(1, 2).reshape(batch, channels, *spatial)
+
+
+class ChannelMambaLayer(MambaLayer):
+    """LayerNorm -> Mamba with the channels as tokens and the voxels as features, in fp32.
+
+    U-Mamba's "channel tokens" for the deep UMambaEnc stages that have no more
+    voxels than channels: built with the stage's voxel count (fixed by the
+    plans' patch size) in place of its channels.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, *spatial = x.shape
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = self.mamba(self.norm(x.float().flatten(2)))
+        return out.reshape(batch, channels, *spatial)

@@ -2,11 +2,12 @@
 
 - UMambaBot: one Mamba layer on the bottleneck (the deepest encoder output,
   which is also the decoder's input).
-- UMambaEnc: a Mamba layer after every encoder stage whose feature map (for
-  the plans' patch size) has at most ``max_tokens`` voxels, so that CPU
-  training stays feasible; ``max_tokens=None`` puts one after every stage as
-  in the paper. The default (:data:`UMAMBA_ENC_MAX_TOKENS`) skips only the
-  largest, full-resolution maps.
+- UMambaEnc: a Mamba layer after every encoder stage, as in the paper; on a
+  stage whose feature map (for the plans' patch size) has no more voxels than
+  channels, the channels are the tokens (U-Mamba's ``channel_token``).
+- UMambaEncCapped, a named CPU choice: UMambaEnc without the Mamba layers of
+  stages above :data:`UMAMBA_ENC_MAX_TOKENS` voxels (the highest resolutions,
+  where the pure-PyTorch scan is slowest).
 
 The encoder is nnU-Net's residual encoder (block counts from the plans:
 ``n_blocks_per_stage`` of residual presets, ``n_conv_per_stage`` of plain
@@ -19,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from mslesseg_nnunet.networks.mamba import MambaLayer
+from mslesseg_nnunet.networks.mamba import ChannelMambaLayer, MambaLayer
 from mslesseg_nnunet.networks.plans import (
     UNetHyperParameters,
     build_decoder,
@@ -28,22 +29,24 @@ from mslesseg_nnunet.networks.plans import (
 )
 
 UMAMBA_ENC_MAX_TOKENS = 16_384
+VOXEL_TOKENS, CHANNEL_TOKENS = "voxels", "channels"
 
 
 class MambaResidualEncoder(nn.Module):
     """nnU-Net residual encoder with an optional Mamba layer after each stage.
 
-    nnU-Net's decoder is built on the wrapped ``encoder`` (it reads its
-    channels, strides and ops).
+    ``mamba_stages``: per stage ``None`` (no Mamba), ``"voxels"`` or
+    ``"channels"`` (the tokens). nnU-Net's decoder is built on the wrapped
+    ``encoder`` (it reads its channels, strides and ops).
     """
 
-    def __init__(self, hp: UNetHyperParameters, input_channels: int, mamba_stages: list[bool]):
+    def __init__(self, hp: UNetHyperParameters, input_channels: int, mamba_stages: list[str | None]):
         super().__init__()
         if len(mamba_stages) != hp.n_stages:
             raise ValueError(f"mamba_stages needs {hp.n_stages} entries, got {len(mamba_stages)}")
         self.encoder = build_encoder(hp, input_channels, residual=True)
-        self.mamba = nn.ModuleList(MambaLayer(f) if use else nn.Identity()
-                                   for f, use in zip(hp.features_per_stage, mamba_stages))
+        self.mamba = nn.ModuleList(_mamba_layer(tokens, f, math.prod(size)) for tokens, f, size
+                                   in zip(mamba_stages, hp.features_per_stage, hp.feature_map_sizes()))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.encoder.stem(x)
@@ -55,10 +58,10 @@ class MambaResidualEncoder(nn.Module):
 
 
 class UMamba(nn.Module):
-    """Residual U-Net with Mamba layers after the encoder stages flagged in ``mamba_stages``."""
+    """Residual U-Net with Mamba layers after the encoder stages given in ``mamba_stages``."""
 
     def __init__(self, hp: UNetHyperParameters, input_channels: int, num_classes: int,
-                 mamba_stages: list[bool], deep_supervision: bool = True):
+                 mamba_stages: list[str | None], deep_supervision: bool = True):
         super().__init__()
         self.encoder = MambaResidualEncoder(hp, input_channels, mamba_stages)
         self.decoder = build_decoder(self.encoder.encoder, hp, num_classes, deep_supervision)
@@ -71,11 +74,25 @@ class UMamba(nn.Module):
         initialize_unet(module)
 
 
-def bottleneck_stages(hp: UNetHyperParameters) -> list[bool]:
-    """UMambaBot: Mamba on the deepest stage only."""
-    return [False] * (hp.n_stages - 1) + [True]
+def _mamba_layer(tokens: str | None, channels: int, voxels: int) -> nn.Module:
+    if tokens is None:
+        return nn.Identity()
+    return ChannelMambaLayer(voxels) if tokens == CHANNEL_TOKENS else MambaLayer(channels)
 
 
-def encoder_stages(hp: UNetHyperParameters, max_tokens: int | None = UMAMBA_ENC_MAX_TOKENS) -> list[bool]:
-    """UMambaEnc: Mamba on every stage with at most ``max_tokens`` voxels (all if None)."""
-    return [max_tokens is None or math.prod(size) <= max_tokens for size in hp.feature_map_sizes()]
+def bottleneck_stages(hp: UNetHyperParameters) -> list[str | None]:
+    """UMambaBot: Mamba over the voxels of the deepest stage only."""
+    return [None] * (hp.n_stages - 1) + [VOXEL_TOKENS]
+
+
+def encoder_stages(hp: UNetHyperParameters, max_tokens: int | None = None) -> list[str | None]:
+    """UMambaEnc: Mamba after every stage (``max_tokens``: only stages of at most that many
+    voxels); channel tokens where a stage has no more voxels than channels, as U-Mamba."""
+    stages = []
+    for channels, size in zip(hp.features_per_stage, hp.feature_map_sizes()):
+        voxels = math.prod(size)
+        if max_tokens is not None and voxels > max_tokens:
+            stages.append(None)
+        else:
+            stages.append(CHANNEL_TOKENS if voxels <= channels else VOXEL_TOKENS)
+    return stages

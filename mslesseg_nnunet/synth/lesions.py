@@ -87,6 +87,12 @@ def _ellipsoid(rng: np.random.Generator, center: np.ndarray, volume_mm3: float,
     return Blob(center, radii, _random_rotation(rng, axis + rng.normal(0, 0.3, 3)))
 
 
+def random_ellipsoid(rng: np.random.Generator, center: np.ndarray, volume: float,
+                     elongation: float) -> Blob:
+    """An ellipsoid of ``volume`` (cubic units of ``center``) elongated along a random axis."""
+    return _ellipsoid(rng, center, volume, elongation, axis=rng.normal(size=3))
+
+
 def _contrast(rng: np.random.Generator, labelled: bool) -> dict:
     """Per-lesion intensity factors: hyperintense on FLAIR/T2, hypo- to isointense on T1."""
     if not labelled:
@@ -208,18 +214,23 @@ def _allowed_tissue(site: str, box: tuple) -> np.ndarray:
     return np.clip((tissue - 0.2) / 0.4, 0.0, 1.0) * (csf < 0.5)
 
 
-def _blob_box(blob: Blob, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer corners (lo inclusive, hi exclusive) of the template box around a blob."""
+def _blob_box(blob: Blob, radii: np.ndarray, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Integer corners (lo inclusive, hi exclusive) of the box around a blob in a grid of ``shape``."""
     reach = radii.max() * 1.6 + 2.0
     lo = np.maximum(np.floor(blob.center - reach).astype(int), 0)
-    hi = np.minimum(np.ceil(blob.center + reach).astype(int) + 1, MNI_SHAPE)
+    hi = np.minimum(np.ceil(blob.center + reach).astype(int) + 1, shape)
     return lo, hi
 
 
-def _render_one(lesion: Lesion) -> tuple:
-    """One lesion inside its bounding box: (box slices, mask fraction, intensity signal)."""
+def render_one(lesion: Lesion, shape: tuple = MNI_SHAPE, allowed: np.ndarray | None = None) -> tuple:
+    """One lesion inside its bounding box: (box slices, mask fraction, intensity signal).
+
+    By default on the template grid, clipped to the template tissue of the
+    lesion's site; else on a grid of ``shape`` (voxel = unit of the blobs),
+    clipped to ``allowed`` (how much of each voxel the lesion may occupy, 0..1).
+    """
     radii = [b.radii * lesion.scale for b in lesion.blobs]
-    boxes = [_blob_box(b, r) for b, r in zip(lesion.blobs, radii)]
+    boxes = [_blob_box(b, r, shape) for b, r in zip(lesion.blobs, radii)]
     lo = np.min([b[0] for b in boxes], axis=0)
     hi = np.max([b[1] for b in boxes], axis=0)
     if np.any(hi <= lo):
@@ -243,7 +254,7 @@ def _render_one(lesion: Lesion) -> tuple:
                                   indexing="ij"))
     r_typ = float(np.mean([np.exp(np.log(r).mean()) for r in radii]))
     level += 0.22 * _irregularity(lesion.shape_seed, points, max(2.5, 1.5 * r_typ))
-    tissue = _allowed_tissue(lesion.site, box)
+    tissue = _allowed_tissue(lesion.site, box) if allowed is None else allowed[box]
     # Both maps cross 0.5 on the same surface (level 1): the mask edge is ~1 mm wide,
     # the signal fades over ~3.5 mm and is patchy inside.
     inside = (1.0 - level) * r_typ
@@ -278,7 +289,7 @@ def render(lesions: list[Lesion]) -> LesionMaps:
     fraction = np.zeros(MNI_SHAPE, dtype=np.float32)
     delta = {m: np.zeros(MNI_SHAPE, dtype=np.float32) for m in MODALITIES}
     for lesion in lesions:
-        box, frac, signal = _render_one(lesion)
+        box, frac, signal = render_one(lesion)
         if box is None:
             continue
         if lesion.labelled:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.vocabulary import SYNTH_SPACING_RANGE
 
 
 def check_count(name: str, value: int, low: int, high: int) -> int:
@@ -17,11 +18,12 @@ def check_count(name: str, value: int, low: int, high: int) -> int:
 
 
 def check_spacing(spacing: float) -> float:
-    """Return ``spacing`` as float if it is a usable voxel-size factor (1 to 8)."""
+    """Return ``spacing`` as float if it is a usable voxel-size factor (in SYNTH_SPACING_RANGE)."""
     try:
         value = float(spacing)
     except (TypeError, ValueError):
         raise UserError(f"--spacing: must be a number of mm, got {spacing!r}") from None
-    if not math.isfinite(value) or not 1.0 <= value <= 8.0:
-        raise UserError(f"--spacing: must be between 1 and 8, got {spacing}")
+    low, high = SYNTH_SPACING_RANGE
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UserError(f"--spacing: must be between {low:g} and {high:g}, got {spacing}")
     return value

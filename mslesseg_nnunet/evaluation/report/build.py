@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.atomic import atomic_dir, check_can_write
+from mslesseg_nnunet.components import LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.evaluation.batch import (columns, evaluate_pairs, parallel_map,
-                                              summary_document)
+from mslesseg_nnunet.evaluation.batch import columns, evaluate_pairs, summary_document
 from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.pairing import find_flair_images, pair_cases
 from mslesseg_nnunet.evaluation.report.figures import box_plots, case_figure, dice_vs_load
 from mslesseg_nnunet.evaluation.report.page import render_page
 from mslesseg_nnunet.evaluation.summary import write_csv, write_json
 from mslesseg_nnunet.nifti import read_volume
+from mslesseg_nnunet.parallel import parallel_map
 
 RATIO_METRICS = ["dice", "tpr", "ppv", "ltpr", "lfpr"]
 DISTANCE_METRICS = ["assd_mm", "hd95_mm", "avd"]
@@ -52,7 +53,7 @@ def flair_for_cases(images: Path, cases: list[str]) -> dict[str, Path]:
     return {c: flairs[c] for c in cases}
 
 
-def build_report(images: Path, pred: Path, gt: Path, out: Path, connectivity: int = 26,
+def build_report(images: Path, pred: Path, gt: Path, out: Path, connectivity: int = LESION_CONNECTIVITY,
                  workers: int = 1, missing_as_empty: bool = False,
                  overwrite: bool = False) -> dict:
     """Evaluate PRED against GT (MSLesSeg metrics) and write ``out/index.html``,

@@ -16,7 +16,7 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from mslesseg_nnunet.components import label_components  # noqa: E402
+from mslesseg_nnunet.components import component_sizes, label_components  # noqa: E402
 
 COLOURS = {"TP": "#1b9e77", "FP": "#d95f02", "FN": "#7570b3"}  # colour-blind safe (Dark2)
 OVERLAY = ListedColormap([(0, 0, 0, 0)] + [COLOURS[k] for k in ("TP", "FP", "FN")])
@@ -46,9 +46,7 @@ def _largest_component(mask: np.ndarray) -> tuple[int, int, int] | None:
     labels, n = label_components(mask, connectivity=26)
     if n == 0:
         return None
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    sizes[0] = 0
-    voxels = np.argwhere(labels == int(sizes.argmax()))
+    voxels = np.argwhere(labels == int(component_sizes(labels, n).argmax()) + 1)
     centroid = voxels.mean(axis=0)
     nearest = voxels[np.argmin(((voxels - centroid) ** 2).sum(axis=1))]  # stays inside it
     return tuple(int(v) for v in nearest)

@@ -4,11 +4,13 @@ Each mixin overrides exactly the nnU-Net 2.8 hook(s) of its concern:
 
 - loss: ``DiceFocalLossMixin`` (``_build_loss``);
 - network: ``network_from_registry(name)`` gives the static
-  ``build_network_architecture`` of ``mslesseg_nnunet.networks.ARCHITECTURES[name]``;
+  ``build_network_architecture`` of ``mslesseg_nnunet.networks.ARCHITECTURES[name]``
+  (``MSCSANetworkMixin`` for the MSCSA network, which two trainer modules use);
 - augmentation: ``GINAugmentationMixin`` (``get_training_transforms``);
 - optimisation: ``AdamOptimizerMixin``, ``NoDeepSupervisionMixin``;
-- schedule: ``ShortScheduleMixin`` (few iterations, Adam), ``NoMirroringMixin`` and
-  ``short_variant(cls)``.
+- schedule: ``ShortScheduleMixin`` (few iterations, Adam), ``NoMirroringMixin``; every
+  trainer ``X`` has a twin written out by name,
+  ``class XShort(ShortScheduleMixin, NoMirroringMixin, X)``.
 
 Mixins go before ``nnUNetTrainer`` in the bases. Hyperparameters that
 nnU-Net's constructor sets are changed in ``configure_hyperparameters``
@@ -82,6 +84,12 @@ def network_from_registry(name: str) -> staticmethod:
 
     build_network_architecture.__doc__ = f"Build the {name} network from the plans (training and inference)."
     return staticmethod(build_network_architecture)
+
+
+class MSCSANetworkMixin:
+    """Network: U-Net with multi-stage cross-scale attention on the skips (MSCSA)."""
+
+    build_network_architecture = network_from_registry("MSCSA")
 
 
 def insert_after_spatial(compose, transform) -> None:
@@ -182,15 +190,3 @@ class ShortScheduleMixin(AdamOptimizerMixin):
         self.num_epochs = _env_count("MSLESSEG_SHORT_EPOCHS", SHORT_EPOCHS)
         self.num_iterations_per_epoch = _env_count("MSLESSEG_SHORT_ITERS", SHORT_ITERATIONS)
         self.num_val_iterations_per_epoch = min(SHORT_VAL_ITERATIONS, self.num_iterations_per_epoch)
-
-
-def short_variant(trainer: type, module: str) -> type:
-    """``<trainer>Short``: ``trainer`` with :class:`ShortScheduleMixin` and
-    :class:`NoMirroringMixin` (fast CPU validation and prediction), defined in ``module``."""
-    summary = (trainer.__doc__ or f"{trainer.__name__} (stock nnU-Net: default network, Dice + CE)")
-    summary = summary.strip().splitlines()[0].rstrip(".")
-    doc = (f"{summary}; short schedule ({SHORT_EPOCHS} epochs x {SHORT_ITERATIONS} iterations by "
-           "default, Adam 1e-2), no mirroring.")
-    name = f"{trainer.__name__}Short"
-    return type(name, (ShortScheduleMixin, NoMirroringMixin, trainer),
-                {"__module__": module, "__qualname__": name, "__doc__": doc})

@@ -1,6 +1,7 @@
 """STAPLE consensus of binary masks (Warfield et al. 2004), via SimpleITK.
 
-Pure array functions: the inputs are same-shape masks of one case, the
+Shared by the ensembles' ``staple`` rule and ``mslesseg consensus``. Pure
+array functions: the inputs are same-shape masks of one case, the
 output the per-voxel probability that the hidden true segmentation is
 foreground, with each input's estimated sensitivity and specificity.
 SimpleITK's ``STAPLEImageFilter`` runs with its defaults (foreground 1, the
@@ -23,6 +24,10 @@ class Staple:
     probability: np.ndarray
     sensitivity: tuple[float, ...]
     specificity: tuple[float, ...]
+
+    def mask(self, threshold: float) -> np.ndarray:
+        """The consensus: probability strictly above ``threshold`` (as postprocessing's binarize)."""
+        return self.probability > threshold
 
 
 def staple(masks: Sequence[np.ndarray]) -> Staple:
