@@ -17,8 +17,9 @@ from mslesseg_nnunet.dataset_conversion.msseg2 import convert_msseg2
 from mslesseg_nnunet.dataset_conversion.msseg2016 import convert_msseg2016
 from mslesseg_nnunet.dataset_conversion.mrms3d import convert_3dmrms
 from mslesseg_nnunet.dataset_conversion.prediction_inputs import prepare_prediction_inputs
+from mslesseg_nnunet.dataset_conversion.raw_dataset import claim_dataset_id
 from mslesseg_nnunet.dataset_conversion.relabel import relabel_dataset
 
 __all__ = ["convert_mslesseg", "convert_msseg2", "convert_isbi2015", "convert_msseg2016",
            "convert_3dmrms", "convert_folders", "relabel_dataset", "prepare_prediction_inputs",
-           "write_back", "load_case_map", "merge_datasets"]
+           "write_back", "load_case_map", "merge_datasets", "claim_dataset_id"]

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.nifti import read_header, read_volume, same_geometry, write_volume
+from mslesseg_nnunet.nifti import read_header, read_volume, same_geometry, verify_image, \
+    write_volume
 
 FILE_ENDING = ".nii.gz"
 NIFTI_ENDINGS = (".nii.gz", ".nii")
@@ -85,9 +86,10 @@ def place_image(src: Path, dst: Path, allow_symlink: bool = False) -> None:
         raise UserError(f"{src}: cannot compress to {dst} ({exc.strerror})") from None
 
 
-def check_geometry(scan: Scan) -> None:
+def check_geometry(scan: Scan) -> dict[str, str]:
     """Raise UserError naming the file if a channel or mask is not 3D or not on the
-    first channel's grid (shape and affine)."""
+    first channel's grid (shape and affine), or if a channel is truncated or corrupt
+    (decoded whole once, ``verify_image``); return {channel: sha256 of its file}."""
     files = [*scan.images.values(), *scan.labels]
     headers = [read_header(p) for p in files]
     for path, header in zip(files, headers):
@@ -98,6 +100,7 @@ def check_geometry(scan: Scan) -> None:
         if not same_geometry(ref, header):
             raise UserError(f"{path}: shape {header.get_data_shape()} or affine differs from "
                             f"{first.name} (shape {ref.get_data_shape()})")
+    return {name: verify_image(path) for name, path in scan.images.items()}
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
@@ -127,22 +130,25 @@ def combine_labels(scan: Scan) -> np.ndarray:
 
 def write_scan(scan: Scan, images_dir: Path, labels_dir: Path) -> dict:
     """Check a scan and write its nnU-Net files; return its ``case_map.json`` entry."""
-    check_geometry(scan)
+    digests = check_geometry(scan)
+    label = combine_labels(scan) if scan.labels else None  # masks decoded (verified) first
     for index, path in enumerate(scan.images.values()):
         place_image(path, images_dir / f"{scan.case_id}_{index:04d}{FILE_ENDING}")
-    if scan.labels:
+    if label is not None:
         labels_dir.mkdir(exist_ok=True)
-        write_volume(labels_dir / f"{scan.case_id}{FILE_ENDING}", combine_labels(scan),
+        write_volume(labels_dir / f"{scan.case_id}{FILE_ENDING}", label,
                      read_header(scan.labels[0]), dtype=np.uint8)
-    return case_entry(scan)
+    return case_entry(scan, digests)
 
 
-def case_entry(scan: Scan) -> dict:
-    """The JSON-serialisable record of a scan (source files and back-conversion target)."""
+def case_entry(scan: Scan, digests: dict[str, str]) -> dict:
+    """The JSON-serialisable record of a scan (source files, their sha256 as verified,
+    and the back-conversion target)."""
     return {
         "patient": scan.patient,
         **scan.info,
         "images": {name: str(path) for name, path in scan.images.items()},
+        "sha256": digests,
         "labels": [str(p) for p in scan.labels],
         "label_rule": scan.label_rule,
         "reference_image": str(scan.reference_image),

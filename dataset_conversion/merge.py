@@ -17,6 +17,7 @@ from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.dataset_conversion.back_conversion import load_case_map
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, check_dataset_id,
+                                                            drop_preprocessed,
                                                             find_raw_dataset, nnunet_dir,
                                                             write_json)
 from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
@@ -135,6 +136,7 @@ def merge_datasets(source_ids: list[int], dataset_id: int, name: str | None = No
             write_json(tmp / CASE_MAP, case_map)
         train_cases = source_cases(tmp, first, "imagesTr")
         patients = {c: case_map.get(c, {}).get("patient", c) for c in train_cases}
+        drop_preprocessed(target)
         write_splits(nnunet_dir("nnUNet_preprocessed") / target / "splits_final.json",
                      grouped_folds(patients))
     return nnunet_dir("nnUNet_raw") / target

@@ -75,11 +75,12 @@ def input_scans(src: Path, layout: str, modalities: list[str] | None) -> list[Sc
 
 
 def place_inputs(scan: Scan, out_dir: Path) -> dict:
-    """Check one scan's geometry and link its channels into ``out_dir``; return its entry."""
-    check_geometry(scan)
+    """Check one scan (geometry, every channel decoded whole) and link its channels into
+    ``out_dir``; return its entry."""
+    digests = check_geometry(scan)
     for index, path in enumerate(scan.images.values()):
         place_image(path, out_dir / f"{scan.case_id}_{index:04d}{FILE_ENDING}", allow_symlink=True)
-    return case_entry(scan)
+    return case_entry(scan, digests)
 
 
 def prepare_prediction_inputs(src: Path, out_dir: Path,

@@ -6,10 +6,13 @@ temporary sibling); ``splits_final.json`` goes to
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from pathlib import Path
+from typing import Iterator
 
-from mslesseg_nnunet.atomic import atomic_file, atomic_dir
+from mslesseg_nnunet.atomic import atomic_dir, atomic_file, check_no_overlap, claim
 from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, Scan, write_scan
 from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
@@ -59,6 +62,26 @@ def check_dataset_id(dataset_id: int, name: str, overwrite: bool) -> str:
         if path.exists() and not overwrite:
             raise UserError(f"{path}: already exists (use --overwrite to replace it)")
     return folder
+
+
+def drop_preprocessed(folder_name: str) -> None:
+    """Remove the plans and preprocessed data of a dataset being replaced (they describe its
+    old images), saying so; its ``splits_final.json`` is rewritten by the caller."""
+    folder = nnunet_dir("nnUNet_preprocessed") / folder_name
+    stale = [p for p in folder.iterdir() if p.name != "splits_final.json"] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if stale:
+        print(f"removed {len(stale)} plans/preprocessed entries of the replaced dataset from "
+              f"{folder}: run nnUNetv2_plan_and_preprocess again")
+
+
+@contextlib.contextmanager
+def claim_dataset_id(dataset_id: int) -> Iterator[None]:
+    """Hold the dataset id for a whole run (``atomic.claim``): a concurrent second run
+    converting to the same id is refused."""
+    with claim(nnunet_dir("nnUNet_raw") / f"Dataset{int(dataset_id):03d}"):
+        yield
 
 
 def find_raw_dataset(dataset_id: int, option: str = "--source") -> Path:
@@ -117,6 +140,8 @@ def write_raw_dataset(folder_name: str, train: list[Scan], test: list[Scan], inf
     Returns the dataset folder. On any error nothing is left behind.
     """
     raw = nnunet_dir("nnUNet_raw") / folder_name
+    check_no_overlap(raw, [p for s in train + test for p in (*s.images.values(), *s.labels)],
+                     "--dataset-id")
     with atomic_dir(raw, overwrite) as tmp:
         for sub in ("imagesTr", "labelsTr") + (("imagesTs",) if test else ()):
             (tmp / sub).mkdir()
@@ -125,6 +150,7 @@ def write_raw_dataset(folder_name: str, train: list[Scan], test: list[Scan], inf
         entries = map_with_progress(write_scan, items, workers, f"convert {folder_name}")
         write_json(tmp / "dataset.json", info)
         write_json(tmp / CASE_MAP, {s.case_id: e for s, e in zip(train + test, entries)})
+        drop_preprocessed(folder_name)
         write_splits(nnunet_dir("nnUNet_preprocessed") / folder_name / "splits_final.json", folds)
     return raw
 

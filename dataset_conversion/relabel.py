@@ -16,7 +16,8 @@ from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
-from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, derived_target, nnunet_dir,
+from mslesseg_nnunet.dataset_conversion.raw_dataset import (CASE_MAP, derived_target,
+                                                            drop_preprocessed, nnunet_dir,
                                                             write_json)
 from mslesseg_nnunet.dataset_json import lesion_labels, load_dataset_json
 from mslesseg_nnunet.errors import UserError
@@ -116,6 +117,7 @@ def relabel_dataset(kind: str, source_id: int, dataset_id: int, name: str | None
         write_json(tmp / "dataset.json", derived_dataset_json(info, source.name, spec))
         if (source / CASE_MAP).is_file():
             shutil.copyfile(source / CASE_MAP, tmp / CASE_MAP)
+        drop_preprocessed(folder)
         copy_splits(source.name, folder)
     return nnunet_dir("nnUNet_raw") / folder
 

@@ -29,7 +29,11 @@ def has_cib_heads(checkpoint: Path) -> bool:
     """Whether a checkpoint's network holds CIB heads (read lazily: the weights stay on disk)."""
     import torch
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)["network_weights"]
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)["network_weights"]
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        reason = " ".join(str(exc).split(". ")[0].split()) or type(exc).__name__
+        raise UserError(f"{checkpoint}: not a readable checkpoint ({reason})") from None
     return any(key.startswith(HEADS_PREFIX) for key in state)
 
 

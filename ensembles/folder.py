@@ -14,8 +14,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mslesseg_nnunet.atomic import atomic_dir, atomic_file
+from mslesseg_nnunet.atomic import atomic_dir, atomic_file, check_no_overlap
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import check_finite
 from mslesseg_nnunet.nifti import write_volume
 from mslesseg_nnunet.ensembles.fusion import fuse_case
 from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, PREDICTION_PROBABILITIES, \
@@ -47,6 +48,7 @@ def check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
         return [1.0] * n
     if len(weights) != n:
         raise UserError(f"--weights: got {len(weights)} weights for {n} input folders")
+    weights = [check_finite(w, "--weights") for w in weights]
     if any(w < 0 for w in weights) or not any(weights):
         raise UserError("--weights: weights must be non-negative and not all zero")
     return [float(w) for w in weights]
@@ -135,11 +137,14 @@ def write_manifest(path: Path, content: dict) -> None:
 
 
 def write_submission(out_dir: Path, outputs: dict[str, str]) -> Path:
-    """``OUT/submission.zip`` with exactly the masks ``outputs`` names (stored, not recompressed)."""
+    """``OUT/submission.zip`` with exactly the masks ``outputs`` names (stored, not
+    recompressed; fixed timestamps and modes, so the same masks give the same bytes)."""
     target = out_dir / SUBMISSION
     with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
         for case in sorted(outputs):
-            archive.write(out_dir / outputs[case], outputs[case])
+            info = zipfile.ZipInfo(outputs[case], date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (out_dir / outputs[case]).read_bytes())
     return target
 
 
@@ -190,6 +195,7 @@ def ensemble_folders(folders: Sequence[Path], out_dir: Path, params: Postprocess
     ``params_path`` naming chosen members (``mslesseg tune --select-members`` or
     ``--weights cv-dice``), only those folders are fused, with the weights tuned.
     """
+    check_no_overlap(out_dir, folders + ([params_path] if params_path else []))
     members = [open_member(Path(f)) for f in folders]
     tuned = load_members(params_path) if params_path else None
     if tuned is not None:

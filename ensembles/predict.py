@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from mslesseg_nnunet.atomic import check_no_overlap, clean_stale, staging_dir
 from mslesseg_nnunet.dataset_conversion import prepare_prediction_inputs, write_back
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
@@ -43,6 +43,7 @@ from mslesseg_nnunet.quantile_normalisation import normalise_folder, stored_refe
 
 CHECKPOINT = "checkpoint_final.pth"
 WORK = ".work"
+IDENTITY = "identity.json"  # OUT/.work/identity.json: the run as it started
 
 
 @dataclass
@@ -134,28 +135,59 @@ def default_params(models: Sequence[Model], params: PostprocessingParams | None)
     return PostprocessingParams(rule=rule)
 
 
-def prepare_output(out_dir: Path, content_key: dict, overwrite: bool) -> None:
-    """Create ``out_dir``; refuse folders that are not an earlier run of the same ensemble."""
+def prepare_output(out_dir: Path, identity: dict, overwrite: bool) -> None:
+    """Create ``out_dir`` and record the run's ``identity`` in it before anything is predicted;
+    refuse a folder that is not an earlier run with the same identity (naming what differs)."""
     if out_dir.exists() and overwrite:
         shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        previous = out_dir / ENSEMBLE_MANIFEST
-        if not previous.is_file() and not (out_dir / WORK).is_dir():
+        recorded = recorded_identity(out_dir)
+        if recorded is None:
             raise UserError(f"{out_dir}: exists and is not a `mslesseg predict` output "
                             "(use --overwrite to replace it)")
-        if previous.is_file() and run_key(json.loads(previous.read_text())) != content_key:
-            raise UserError(f"{out_dir}: was predicted with other models or parameters "
+        if recorded != identity:
+            raise UserError(f"{out_dir}: was predicted with other {identity_difference(recorded, identity)} "
                             "(use --overwrite to redo it)")
+        clean_stale(out_dir, recursive=True)
     elif out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder (use --overwrite to replace it)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(out_dir / WORK / IDENTITY, identity)
 
 
-def run_key(content: dict) -> dict:
-    """What must match for a rerun to resume a predict output: members and parameters."""
+def run_identity(content: dict) -> dict:
+    """What must match for a rerun to resume a predict output: members (models, folds,
+    weights, blending), parameters, TTA and the sha256 of every input image."""
     return {"params": content.get("params"),
-            "members": [(m.get("model"), m.get("folds"), m.get("weight", 1.0), m.get("blending", "gaussian"))
-                        for m in content.get("members", [])]}
+            "members": [{k: m.get(k) for k in ("model", "folds", "weight", "blending")}
+                        for m in content.get("members", [])],
+            "tta": content.get("tta"),
+            "images_sha256": content.get("images_sha256")}
+
+
+def recorded_identity(out_dir: Path) -> dict | None:
+    """The identity an earlier run recorded when it started (or in its finished manifest)."""
+    for path, identity in ((out_dir / WORK / IDENTITY, dict), (out_dir / ENSEMBLE_MANIFEST, run_identity)):
+        if path.is_file():
+            try:
+                return identity(json.loads(path.read_text()))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{path}: not valid JSON (use --overwrite to redo the output)") from None
+    return None
+
+
+def identity_difference(old: dict, new: dict) -> str:
+    """What differs between two run identities, in words (``params.threshold 0.5 -> 0.6``)."""
+    parts = []
+    for key in new:
+        if old.get(key) == new[key]:
+            continue
+        if isinstance(new[key], dict) and isinstance(old.get(key), dict):
+            names = sorted(k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k))
+            parts.append(f"{key} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+        else:
+            parts.append(f"{key} ({json.dumps(old.get(key))} -> {json.dumps(new[key])})"
+                         if key == "tta" else key)
+    return "; ".join(parts)
 
 
 def case_inputs(inputs_dir: Path, case: str, channels: Sequence[int]) -> list[str]:
@@ -178,7 +210,13 @@ def make_predictor(model: Model, device: str | None, tta: bool):
                                   perform_everything_on_device=device == "cuda",
                                   device=torch.device(device), verbose=False, allow_tqdm=False)
     folds = [f if f == "all" else int(f) for f in model.folds]
-    predictor.initialize_from_trained_model_folder(str(model.folder), folds, CHECKPOINT)
+    try:
+        predictor.initialize_from_trained_model_folder(str(model.folder), folds, CHECKPOINT)
+    except Exception as exc:  # torch.load raises many types for a truncated or foreign file
+        files = ", ".join(f"fold_{f}/{CHECKPOINT}" for f in model.folds)
+        reason = " ".join(str(exc).split(". ")[0].split()) or type(exc).__name__
+        raise UserError(f"{model.folder}: cannot load {files} (corrupt or truncated? {reason})") \
+            from None
     return predictor
 
 
@@ -217,16 +255,17 @@ def run_model(model: Model, cases: Sequence[str], inputs_dir: Path, member_dir: 
 
 
 def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: PostprocessingParams,
-                   save_probabilities: bool, pool, weights: Sequence[float]) -> list[str]:
-    """Fuse one case, write its mask in the source's naming (and probability); return digests."""
+                   save_probabilities: bool, pool, weights: Sequence[float], digests: Path) -> None:
+    """Fuse one case, write its members' digests to ``digests``, then its mask in the source's
+    naming (and probability)."""
     fusion = fuse_case(members, weights, case, params.rule, pool)
     spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
     mask = segment(fusion.groups, params, spacing)
     if save_probabilities:
         write_probability(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz",
                           fused_probability(fusion.groups, params))
+    write_manifest(digests, fusion.digests)
     write_back(mask.astype(np.uint8), entry, out_dir)
-    return fusion.digests
 
 
 def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
@@ -241,6 +280,7 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
     ``weights``/``params_path``: see ``choose_models``; ``blending``: every model's
     sliding-window blending (None: each its own); ``oracle_gt``: ground truth for the oracles."""
     out_dir = Path(out_dir)
+    check_no_overlap(out_dir, [src, *model_dirs, params_path, oracle_gt])
     models, weights = choose_models([open_model(Path(d), folds, blending) for d in model_dirs],
                                     weights, params_path)
     check_oracle([m.blending for m in models], oracle_gt)
@@ -248,42 +288,54 @@ def predict_folder(src: Path, out_dir: Path, model_dirs: Sequence[Path],
     check_models(models, params)
     check_rule_weights(weights, params.rule)
     descriptions = [{**m.describe(), "kind": m.kind, "weight": w} for m, w in zip(models, weights)]
-    key = run_key({"params": params.to_dict(), "members": descriptions})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mslesseg-inputs-", dir=out_dir.parent) as scratch:
-        inputs_dir = Path(scratch) / "inputs"
-        channels = input_channels(models)
-        case_map = prepare_prediction_inputs(Path(src), inputs_dir, channels)
-        labels = oracle_label_files(oracle_gt, sorted(case_map)) if oracle_gt is not None else {}
-        prepare_output(out_dir, key, overwrite)
-        todo = [c for c in sorted(case_map) if not (out_dir / case_map[c]["output"]).is_file()]
-        print(f"{len(todo)} of {len(case_map)} cases to predict")
-        member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
-        if todo:
-            for k, (model, member_dir) in enumerate(zip(models, member_dirs)):
-                model_dir = model_inputs(model, todo, inputs_dir, channels,
-                                         Path(scratch) / f"normalised-{k}")
-                run_model(model, todo, model_dir, member_dir, device, tta, workers, channels,
-                          [labels.get(c) for c in todo])
-    return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
-                  save_probabilities)
+    created = not out_dir.exists()
+    try:
+        with staging_dir(out_dir.parent, f"{out_dir.name}-inputs") as scratch:
+            inputs_dir = scratch / "inputs"
+            channels = input_channels(models)
+            case_map = prepare_prediction_inputs(Path(src), inputs_dir, channels)
+            labels = oracle_label_files(oracle_gt, sorted(case_map)) if oracle_gt is not None else {}
+            images = {c: case_map[c]["sha256"] for c in sorted(case_map)}
+            identity = run_identity({"params": params.to_dict(), "members": descriptions,
+                                     "tta": tta, "images_sha256": images})
+            prepare_output(out_dir, identity, overwrite)
+            todo = [c for c in sorted(case_map) if not (out_dir / case_map[c]["output"]).is_file()]
+            print(f"{len(todo)} of {len(case_map)} cases to predict")
+            member_dirs = [out_dir / WORK / m.tag(tta) for m in models]
+            if todo:
+                for k, (model, member_dir) in enumerate(zip(models, member_dirs)):
+                    model_dir = model_inputs(model, todo, inputs_dir, channels,
+                                             scratch / f"normalised-{k}")
+                    run_model(model, todo, model_dir, member_dir, device, tta, workers, channels,
+                              [labels.get(c) for c in todo])
+        return finish(out_dir, models, member_dirs, descriptions, case_map, todo, params,
+                      save_probabilities, identity)
+    except BaseException:
+        if created and not any(out_dir.rglob("*.nii*")):  # nothing finished: leave nothing
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
 
 
 def finish(out_dir: Path, models, member_dirs, descriptions, case_map: dict, todo: list[str],
-           params: PostprocessingParams, save_probabilities: bool) -> dict:
-    """Fuse the new cases, then write the manifest and the submission; drop the work folder."""
+           params: PostprocessingParams, save_probabilities: bool, identity: dict) -> dict:
+    """Fuse the new cases (each case's member digests kept in ``.work/digests`` until the
+    manifest holds them), then write the manifest and the submission; drop the work folder."""
     previous = out_dir / ENSEMBLE_MANIFEST
     inputs = json.loads(previous.read_text()).get("inputs_sha256", {}) if previous.is_file() else {}
+    digests = out_dir / WORK / "digests"
     if todo:
         members = [open_member(d, info=m.describe()) for m, d in zip(models, member_dirs)]
         check_shapes(members, todo)
         with ThreadPoolExecutor(2) as pool:
             for case in tqdm(todo, desc="fuse", unit="case"):
-                inputs[case] = fuse_and_write(members, case, case_map[case], out_dir, params,
-                                              save_probabilities, pool,
-                                              [d["weight"] for d in descriptions])
+                fuse_and_write(members, case, case_map[case], out_dir, params, save_probabilities,
+                               pool, [d["weight"] for d in descriptions], digests / f"{case}.json")
+    inputs.update({p.stem: json.loads(p.read_text()) for p in digests.glob("*.json")})
     outputs = {c: case_map[c]["output"] for c in sorted(case_map)}
-    content = {**manifest(ensemble_kind(m.kind for m in models), descriptions, params, inputs),
+    content = {**manifest(ensemble_kind(m.kind for m in models), descriptions, params,
+                          {c: inputs[c] for c in sorted(case_map) if c in inputs}),
+               "tta": identity["tta"], "images_sha256": identity["images_sha256"],
                "cases": outputs}
     write_manifest(out_dir / ENSEMBLE_MANIFEST, content)
     write_submission(out_dir, outputs)

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """``path: reason`` on one line for an OS error (both paths of a failed rename)."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{paths}: {reason}" if paths else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except UserError as exc:
         print(f"mslesseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, full disk, a file where a folder should be, ...
+        print(f"mslesseg {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mslesseg {args.command}: interrupted", file=sys.stderr)

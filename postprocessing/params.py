@@ -9,6 +9,7 @@ from pathlib import Path
 from mslesseg_nnunet.atomic import atomic_file
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import check_finite, is_finite_number
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
 from mslesseg_nnunet.postprocessing.threshold import check_probability
 
@@ -49,6 +50,8 @@ class PostprocessingParams:
             raise UserError(f"--rule: must be one of {', '.join(RULES)}, got {self.rule!r}")
         if self.size_unit not in SIZE_UNITS:
             raise UserError(f"size_unit: must be one of {', '.join(SIZE_UNITS)}, got {self.size_unit!r}")
+        for name in ("threshold", "min_size", "mix", "prob_threshold", "volume_threshold"):
+            check_finite(getattr(self, name), name)
         for name in ("threshold", "mix", "prob_threshold"):
             check_probability(getattr(self, name), name)
         for name in ("min_size", "volume_threshold"):
@@ -94,7 +97,7 @@ def load_members(path: Path) -> list[dict] | None:
         return None
     if not isinstance(members, list) or not all(
             isinstance(m, dict) and isinstance(m.get("model"), str)
-            and isinstance(m.get("weight", 1.0), (int, float)) for m in members):
+            and is_finite_number(m.get("weight", 1.0)) for m in members):
         raise UserError(f"{path}: 'members' must be a list of {{\"model\": ..., \"weight\": ...}}")
     return members
 

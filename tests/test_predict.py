@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 import zipfile
 
 import nibabel as nib
@@ -9,6 +13,7 @@ import numpy as np
 import pytest
 
 from predict_helpers import flair_only_model, make_models, mslesseg_test_folder, plan_tiny_datasets
+from reliability_helpers import run_or_kill, tree_digest
 from tiny_nnunet import run_tool
 
 pytestmark = pytest.mark.slow
@@ -154,7 +159,8 @@ def test_models_with_different_channels(setup, tmp_path, run_cli):
     assert proc.returncode == 2 and "missing T1 modality" in proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("case", ["missing_fold", "missing_checkpoint", "missing_modality",
+@pytest.mark.parametrize("case", ["missing_fold", "missing_checkpoint", "corrupt_checkpoint",
+                                  "missing_modality",
                                   "incompatible_rule", "unknown_member"])
 def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
     tiny, models, test_dir = setup
@@ -171,6 +177,13 @@ def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
             (broken / name).write_bytes((models["binary"] / name).read_bytes())
         model_args = ["--models", broken]
         match = "checkpoint_final.pth: checkpoint not found"
+    elif case == "corrupt_checkpoint":  # issue 13: truncated to half, no traceback, no OUT/.work
+        broken = models["binary"].parent / "corrupt" / models["binary"].name
+        shutil.copytree(models["binary"], broken, dirs_exist_ok=True)
+        checkpoint = broken / "fold_0" / "checkpoint_final.pth"
+        checkpoint.write_bytes(checkpoint.read_bytes()[:checkpoint.stat().st_size // 2])
+        model_args = ["--models", broken]
+        match = "fold_0/checkpoint_final.pth: not a readable checkpoint (PytorchStreamReader"
     elif case == "missing_modality":
         src = tmp_path / "test"
         for patient in test_dir.iterdir():
@@ -197,3 +210,36 @@ def test_predict_errors_leave_nothing(setup, tmp_path, run_cli, case):
     assert last.startswith("mslesseg predict: error:") and match in last, proc.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_killed_predict_resumes_honestly_to_the_same_bytes(setup, tmp_path):
+    """Issue 13 (defects 2, 7, fault injection): ``predict`` killed at a random moment
+    refuses a resume with other parameters (naming them), and a resume with the
+    same ones ends with the bytes of an uninterrupted run: masks, submission.zip and
+    ensemble.json (whose ``inputs_sha256`` covers every case; it is left out of the byte
+    comparison because nnU-Net's .npz files carry their write time)."""
+    tiny, models, test_dir = setup
+    args = [sys.executable, "-m", "mslesseg_nnunet.cli", "predict", "--device", "cpu",
+            "--workers", "0", "--disable-tta", "-i", str(test_dir), "--models",
+            str(models["binary"])]
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"params": {"threshold": 0.6}}))
+
+    def outputs(out):
+        manifest = json.loads((out / "ensemble.json").read_text())
+        assert sorted(manifest.pop("inputs_sha256")) == sorted(manifest["cases"])
+        return {**tree_digest(out), "ensemble.json": manifest}
+
+    start = time.monotonic()
+    run_or_kill([*args, "-o", str(tmp_path / "ref")], tiny.env, None)
+    seconds = time.monotonic() - start
+    reference = outputs(tmp_path / "ref")
+    out = tmp_path / "out"  # killed at a random moment after it recorded its identity
+    run_or_kill([*args, "-o", str(out)], tiny.env,
+                np.random.default_rng(1).uniform(0.0, 0.6) * seconds, out / ".work" / "identity.json")
+    proc = subprocess.run([*args, "-o", str(out), "--params", str(tuned)], env=tiny.env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "other params (threshold)" in proc.stderr, proc.stderr
+    run_or_kill([*args, "-o", str(out)], tiny.env, None)
+    assert outputs(out) == reference
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

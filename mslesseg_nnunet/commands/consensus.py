@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import finite_float
 
 CSV_NAME = "consensus_dice.csv"
 SUMMARY_NAME = "consensus_summary.json"
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
                    help="folder of reference masks, included in the consensus and scored too")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="output folder")
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--threshold", type=finite_float, default=0.5,
                    help="consensus = STAPLE probability strictly above this (default 0.5)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mslesseg_nnunet.atomic import atomic_dir
+    from mslesseg_nnunet.atomic import atomic_dir, check_no_overlap
     from mslesseg_nnunet.parallel import parallel_map
     from mslesseg_nnunet.evaluation.consensus import (CSV_COLUMNS, consensus_case,
                                                       consensus_inputs, consensus_summary,
@@ -43,6 +44,7 @@ def run(args) -> int:
     threshold = check_probability(args.threshold, "--threshold")
     if args.workers < 1:
         raise UserError("--workers: must be >= 1")
+    check_no_overlap(args.output, [*args.pred_dirs, args.gt])
     inputs = consensus_inputs(args.pred_dirs, args.gt)
     with atomic_dir(args.output, args.overwrite) as tmp:
         tasks = consensus_tasks(inputs, tmp, threshold)

@@ -114,6 +114,14 @@ def run(args) -> int:
     from mslesseg_nnunet import dataset_conversion as dc
 
     common = {"workers": args.workers, "overwrite": args.overwrite}
+    with dc.claim_dataset_id(args.dataset_id):
+        folder = _convert(dc, args, common)
+        apply_quantile_option(args, folder, args.workers)
+    print(f"wrote {folder}")
+    return 0
+
+
+def _convert(dc, args, common: dict) -> Path:
     if args.dataset == "mslesseg":
         folder = dc.convert_mslesseg(args.src, args.dataset_id, args.name, args.modalities,
                                      args.folds, **common)
@@ -131,6 +139,4 @@ def run(args) -> int:
     else:
         folder = dc.convert_folders(args.src, args.dataset_id, args.name, args.channel,
                                     args.label, **common)
-    apply_quantile_option(args, folder, args.workers)
-    print(f"wrote {folder}")
-    return 0
+    return folder

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import check_finite
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, load_params
 
 RULE_HELP = ("mean: weighted mean of all members; madseg: MSL/DBL fusion; union: union of the "
@@ -41,10 +41,7 @@ def parse_weights(values: list[str] | None) -> list[float] | str | None:
         return None
     if values == [CV_DICE]:
         return CV_DICE
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        raise UserError(f"--weights: expected numbers or {CV_DICE}, got {' '.join(values)}") from None
+    return [check_finite(v, "--weights") for v in values]
 
 
 def resolve_params(params_path: Path | None, rule: str | None) -> PostprocessingParams:

@@ -6,6 +6,7 @@ from pathlib import Path
 from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import finite_float
 
 ANIMA_OPTIONS = (("min_volume", "min_volume_mm3", 3.0), ("alpha", "alpha", 0.1),
                  ("beta", "beta", 0.7), ("gamma", "gamma", 0.65))
@@ -35,11 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--connectivity", type=int, default=None,
                    help=f"mslesseg only: lesion connectivity 6, 18 or 26 (default "
                         f"{LESION_CONNECTIVITY}; msseg2: always 6, Anima's)")
-    p.add_argument("--min-volume", type=float, default=None,
+    p.add_argument("--min-volume", type=finite_float, default=None,
                    help="msseg2 only: lesions must be larger than this, in mm3 (default 3.0)")
-    p.add_argument("--alpha", type=float, default=None, help="msseg2 only (default 0.1)")
-    p.add_argument("--beta", type=float, default=None, help="msseg2 only (default 0.7)")
-    p.add_argument("--gamma", type=float, default=None, help="msseg2 only (default 0.65)")
+    p.add_argument("--alpha", type=finite_float, default=None, help="msseg2 only (default 0.1)")
+    p.add_argument("--beta", type=finite_float, default=None, help="msseg2 only (default 0.7)")
+    p.add_argument("--gamma", type=finite_float, default=None, help="msseg2 only (default 0.65)")
     p.add_argument("--size-bins", choices=["msl", "cib"], default="msl",
                    help="lesion size classes of the per-size detection columns: msl (default; "
                         "small < 100 <= medium < 1000 <= large voxels, as `relabel msl`) or "

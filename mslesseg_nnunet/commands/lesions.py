@@ -6,6 +6,7 @@ from pathlib import Path
 from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import finite_float
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
                         "MSLesSeg's lesion counts)")
     p.add_argument("--thresholds", default=None,
                    help="size class bounds in voxels (default 100,1000: small/medium/large)")
-    p.add_argument("--min-change", type=float, default=0.25,
+    p.add_argument("--min-change", type=finite_float, default=0.25,
                    help="relative volume change that makes a lesion enlarging or shrinking "
                         "(default 0.25 = 25%%)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -69,12 +69,13 @@ def run_dataset(args) -> int:
 
 
 def run_inputs(args) -> int:
-    from mslesseg_nnunet.atomic import atomic_dir
+    from mslesseg_nnunet.atomic import atomic_dir, check_no_overlap
     from mslesseg_nnunet.dataset_conversion.normalise import case_files
     from mslesseg_nnunet.dataset_json import load_dataset_json
     from mslesseg_nnunet.errors import UserError
     from mslesseg_nnunet.quantile_normalisation import normalise_folder, stored_references
 
+    check_no_overlap(args.output, [args.input, args.model])
     info = load_dataset_json(args.model / "dataset.json")
     references = stored_references(info)
     if not references:

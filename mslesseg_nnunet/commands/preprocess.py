@@ -38,8 +38,10 @@ def channel_paths(args) -> dict[str, Path]:
 
 
 def run(args) -> int:
+    from mslesseg_nnunet.atomic import check_no_overlap
     from mslesseg_nnunet.native.preprocess import preprocess
 
+    check_no_overlap(args.output, channel_paths(args).values())
     provenance = preprocess(channel_paths(args), args.output, args.skull_stripped, args.dof,
                             not args.no_n4, args.overwrite)
     seconds = sum(provenance["seconds"].values())

@@ -6,6 +6,7 @@ import argparse
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.labelling import DEFAULT_DISTANCE2, DEFAULT_THRESHOLDS
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
+from mslesseg_nnunet.numbers import finite_float
 
 
 def _thresholds(text: str) -> tuple[int, ...]:
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
                          description="Lesion voxels whose squared distance (voxels) to the "
                                      "background exceeds --distance2 are interior (2), the rest "
                                      "boundary (1).")
-    dbl.add_argument("--distance2", type=float, default=DEFAULT_DISTANCE2,
+    dbl.add_argument("--distance2", type=finite_float, default=DEFAULT_DISTANCE2,
                      help="squared-distance threshold in voxels (default 4.5)")
     _common(dbl)
 

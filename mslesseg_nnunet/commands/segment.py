@@ -35,6 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from mslesseg_nnunet.atomic import check_no_overlap
     from mslesseg_nnunet.commands.preprocess import channel_paths
     from mslesseg_nnunet.native.segment import find_subjects, segment
     from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
@@ -48,6 +49,8 @@ def run(args) -> int:
         raise UserError("--t1/--t2: only with --flair")
     else:
         subjects = find_subjects(args.input)
+    check_no_overlap(args.output, [args.input, *channel_paths(args).values(), *args.models,
+                                   args.params])
     apply_nnunet_environment()
     rows = segment(subjects, args.models, args.output,
                    {"skull_stripped": args.skull_stripped, "dof": args.dof, "n4": not args.no_n4},

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import finite_float
 
 
 def _add_common(p, default_patients: int, default_test: int) -> None:
@@ -12,7 +13,7 @@ def _add_common(p, default_patients: int, default_test: int) -> None:
                    help=f"training patients (default {default_patients})")
     p.add_argument("--test-patients", type=int, default=default_test,
                    help=f"test patients (default {default_test})")
-    p.add_argument("--spacing", type=float, default=1.0, metavar="MM",
+    p.add_argument("--spacing", type=finite_float, default=1.0, metavar="MM",
                    help="voxel size multiplier: 1 = the real grid (default), 2 or 3 for fast demos")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed = identical files")
     p.add_argument("--workers", type=int, default=None,

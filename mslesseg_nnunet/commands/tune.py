@@ -8,6 +8,7 @@ import numpy as np
 from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import finite_float
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, save_params
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--table", type=Path, default=None,
                    help="CSV of every setting and its scores (default: OUTPUT with .csv)")
     for field, option in GRID_OPTIONS.items():
-        p.add_argument(option, nargs="+", type=float, default=None, dest=field,
+        p.add_argument(option, nargs="+", type=finite_float, default=None, dest=field,
                        help=f"values of {field} to try (default: see README)")
     p.add_argument("--size-unit", choices=SIZE_UNITS, default=None,
                    help="unit of min sizes and volume thresholds (default: voxels for mslesseg, "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.numbers import is_finite_number
 
 _MISSING = object()
 
@@ -96,7 +97,9 @@ class Table:
 
 
 def check_range(table: Table, key: str, value, low, high):
-    """Fail unless ``low <= value <= high`` (a ``None`` bound is open)."""
+    """Fail unless ``value`` is finite and ``low <= value <= high`` (a ``None`` bound is open)."""
+    if not is_finite_number(value):
+        table.fail(key, f"{value!r} is not a finite number")
     if (low is not None and value < low) or (high is not None and value > high):
         span = f"{'-inf' if low is None else low}..{'inf' if high is None else high}"
         table.fail(key, f"{value!r} is out of range {span}")

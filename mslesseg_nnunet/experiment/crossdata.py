@@ -23,7 +23,7 @@ from mslesseg_nnunet.ensembles.blending import BLENDINGS
 from mslesseg_nnunet.experiment.checks import Table
 from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
                                                _dataset_name, _source, default_test_paths,
-                                               exists_before_run)
+                                               check_synthetic_test, exists_before_run)
 from mslesseg_nnunet.vocabulary import dataset_folder
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
@@ -151,6 +151,8 @@ def parse_tests(top: Table, sources: tuple[Source, ...], base: Path, raw: Path, 
                    "gt": base / given["gt"] if given["gt"] else default_gt}
         if folders["input"] is None:
             t.fail("input", "required (or name a source with test data)")
+        if part == "test":
+            check_synthetic_test(t, src, given)
         if folders["gt"] is None:
             t.fail("gt", "required (the matrix scores every test set against its reference)")
         for name, folder in folders.items():

@@ -501,6 +501,16 @@ def exists_before_run(source: Source | None, given: str | None) -> bool:
     return bool(given) or source is None or source.kind in ("mslesseg", "msseg2", "nnunet")
 
 
+def check_synthetic_test(t: Table, source: Source | None, given: dict) -> None:
+    """Fail on a synthetic source's default test folder that will never be made."""
+    if source is not None and source.kind.startswith("synthetic") \
+            and source.options.get("test_patients") == 0:
+        for key in ("input", "gt"):
+            if not given.get(key):
+                t.fail(key, "the synthetic source makes no test patients (test_patients = 0): "
+                            "set test_patients or give this folder")
+
+
 def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
           check_paths: bool) -> TestSet:
     if training is None or source is None:
@@ -512,6 +522,7 @@ def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
     gt = base / given_gt if given_gt else (None if given_gt == "" else default_gt)
     if test_input is None:
         t.fail("input", f"required for a source of kind {source.kind!r}")
+    check_synthetic_test(t, source, {"input": given_input, "gt": given_gt if gt else "none"})
     if check_paths:
         for key, given, folder in (("input", given_input, test_input), ("gt", given_gt, gt)):
             if folder is not None and exists_before_run(source, given) and not folder.is_dir():
