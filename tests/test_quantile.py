@@ -157,7 +157,7 @@ def fake_model(raw: Path, root: Path) -> Path:
 def test_predict_and_stock_inputs_apply_the_stored_reference(raw, scans, tmp_path, monkeypatch):
     """`mslesseg predict` hands nnU-Net the FLAIR normalised with the model's stored reference
     (T1 as given); `mslesseg normalise inputs` writes the same files for nnUNetv2_predict."""
-    from mslesseg_nnunet.ensembles import predict as predict_module
+    from mslesseg_nnunet import prediction as predict_module
 
     unnormalised = tmp_path / "to_predict"
     shutil.copytree(raw / "imagesTs", unnormalised)

@@ -54,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mslesseg_nnunet.ensembles.predict import predict_folder
+    from mslesseg_nnunet.prediction import predict_folder
     from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 
     apply_nnunet_environment()

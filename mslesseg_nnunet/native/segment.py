@@ -72,7 +72,7 @@ def find_subjects(root: Path) -> dict[str, dict[str, Path]]:
 def model_channels(model_dirs: Sequence[Path], folds, available: dict[str, Path],
                    subject: str) -> list[str]:
     """The models' input channels (MSLesSeg names), checked against the subject's scans."""
-    from mslesseg_nnunet.ensembles.predict import open_model
+    from mslesseg_nnunet.prediction import open_model
 
     channels = open_model(Path(model_dirs[0]), folds).channels
     missing = [c for c in channels if c.upper() not in available]
@@ -84,7 +84,7 @@ def model_channels(model_dirs: Sequence[Path], folds, available: dict[str, Path]
 
 def predict_mni(preprocessed: Path, channels: list[str], model_dirs, work: Path, options: dict):
     """``mslesseg predict`` on the preprocessed channels; (mask, probability) on the MSLesSeg grid."""
-    from mslesseg_nnunet.ensembles.predict import predict_folder
+    from mslesseg_nnunet.prediction import predict_folder
 
     case = work / "input" / "P1"
     case.mkdir(parents=True)

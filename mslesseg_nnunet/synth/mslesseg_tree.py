@@ -24,7 +24,8 @@ from mslesseg_nnunet.synth.grids import Grid, mni_grid
 from mslesseg_nnunet.synth.headers import mslesseg_header
 from mslesseg_nnunet.synth.lesions import MODALITIES, new_lesion, render
 from mslesseg_nnunet.synth.options import check_count, check_spacing
-from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
+from mslesseg_nnunet.parallel import parallel_map
+from mslesseg_nnunet.synth.parallel import default_workers
 from mslesseg_nnunet.synth.patients import (atrophy, lesion_history, patient_warp, rigid,
                                             rng_for, scanner_history)
 from mslesseg_nnunet.synth.scan import Sampler, render_modality, support
@@ -130,6 +131,7 @@ def generate_mslesseg(out: Path, patients: int = 10, test_patients: int = 2,
     spacing = check_spacing(spacing)
     with atomic_dir(Path(out), overwrite) as tmp:
         jobs = plan_jobs(tmp, patients, test_patients, max_timepoints, spacing, seed)
-        records = run_jobs(make_scan, jobs, workers or default_workers(), "synth mslesseg")
+        records = parallel_map(make_scan, jobs, workers or default_workers(), "synth mslesseg",
+                               unit="scan")
         write_info_dataset(tmp, records, seed, MODALITIES)
     return records

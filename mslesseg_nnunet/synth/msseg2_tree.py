@@ -34,7 +34,8 @@ from mslesseg_nnunet.synth.headers import msseg2_header
 from mslesseg_nnunet.synth.lesions import (evolve, mimics, new_lesion, nominal_volume,
                                             patient_lesions, render)
 from mslesseg_nnunet.synth.options import check_count, check_spacing
-from mslesseg_nnunet.synth.parallel import default_workers, run_jobs
+from mslesseg_nnunet.parallel import parallel_map
+from mslesseg_nnunet.synth.parallel import default_workers
 from mslesseg_nnunet.synth.patients import BRAIN_CENTER, atrophy, rigid, rng_for
 from mslesseg_nnunet.synth.scan import Sampler, render_modality
 from mslesseg_nnunet.synth.scanners import choose_scanner
@@ -172,5 +173,5 @@ def generate_msseg2(out: Path, patients: int = 8, test_patients: int = 2, spacin
                 for i, pid in enumerate(TRAINING_IDS[:patients])]
         jobs += [PatientJob(tmp, pid, 100 + i, True, seed, spacing)
                  for i, pid in enumerate(TESTING_IDS[:test_patients])]
-        return run_jobs(make_patient, jobs, workers or default_workers(), "synth msseg2",
-                        unit="patient")
+        return parallel_map(make_patient, jobs, workers or default_workers(), "synth msseg2",
+                            unit="patient")
