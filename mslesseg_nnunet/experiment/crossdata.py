@@ -22,7 +22,7 @@ from pathlib import Path
 from mslesseg_nnunet.ensembles.blending import BLENDINGS
 from mslesseg_nnunet.experiment.checks import Table
 from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
-                                               _dataset_name, _source, default_test_paths,
+                                               parse_dataset_name, parse_source, default_test_paths,
                                                check_synthetic_test, exists_before_run)
 from mslesseg_nnunet.vocabulary import dataset_folder
 
@@ -59,7 +59,7 @@ def parse_sources(top: Table, base: Path, workdir: Path, raw: Path,
         key = _key(t, "key", None)
         if any(s.key == key for s in sources):
             t.fail("key", f"{key!r} is already used by another source")
-        src = _source(t, base, workdir, raw, check_paths)
+        src = parse_source(t, base, workdir, raw, check_paths)
         for other in sources:
             if other.dataset_id == src.dataset_id:
                 t.fail("dataset_id", f"{src.dataset_id} is already used by source {other.key!r}")
@@ -102,7 +102,7 @@ def parse_training_sets(top: Table, sources: tuple[Source, ...]) -> tuple[Labell
                 t.fail("dataset_id", f"{dataset_id} is already used by a source or another "
                                      "training set")
             used_ids.add(dataset_id)
-            name = _dataset_name(t, "_".join(by_key[n].name for n in names))
+            name = parse_dataset_name(t, "_".join(by_key[n].name for n in names))
             lab = Labelling("merge", key, dataset_id, name,
                             {"sources": names, "channels": t.string_list("channels", [])})
         t.finish()

@@ -11,7 +11,7 @@ from mslesseg_nnunet.experiment.local import run_local
 from mslesseg_nnunet.experiment.preflight import check_dataset_ids
 from mslesseg_nnunet.experiment.progress import mean_dice_table
 from mslesseg_nnunet.experiment.recipes import DEMO
-from mslesseg_nnunet.experiment.schema import load_experiment
+from mslesseg_nnunet.experiment.loading import load_experiment
 
 
 def write_demo_file(workdir: Path) -> Path:

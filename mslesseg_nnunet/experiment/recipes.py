@@ -1,7 +1,7 @@
 """Ready-made experiment files: ``mslesseg recipe madseg|msseg2|msseg2-cib|demo|crossdataset``.
 
 Each recipe is a commented TOML text that validates against the schema
-(``schema.load_experiment``); users edit paths and resources and run it.
+(``loading.load_experiment``); users edit paths and resources and run it.
 """
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
-"""Experiment files (TOML): parse, validate, and describe an experiment as dataclasses.
+"""Experiment files (TOML): the dataclasses and the parsers of each section (read by ``loading``).
 
 Every problem is reported as one line naming the file and the key, e.g.
 ``madseg.toml: [training] trainers[2]: unknown trainer 'Foo'``, before any job
-starts. The schema is documented in README.md (``mslesseg run``).
+starts. The schema is documented in docs/experiments.md (``mslesseg run``).
 """
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +47,7 @@ GRID_KEYS = {
 STEP_KINDS = ("synth", "convert", "relabel", "plan", "cpu_plans", "train", "tune", "predict",
               "ensemble", "evaluate", "report", "custom", "merge", "matrix")
 RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem", "time", "extra")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MEM = re.compile(r"^\d+[KMGT]?$")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{2}){0,2}$")
@@ -184,71 +183,12 @@ def nnunet_dirs(nnunet_root: Path | None) -> dict[str, str]:
     return nnunet_environment(nnunet_root, environ)
 
 
-def load_experiment(path: Path, check_paths: bool = True) -> Experiment:
-    """Read and validate an experiment file.
-
-    Parameters
-    ----------
-    path : Path
-        The TOML file; relative paths inside it are relative to its folder.
-    check_paths : bool
-        Also check that input folders and datasets exist (off for recipes
-        written for another machine).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read experiment file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    return parse_experiment(data, path, check_paths)
-
-
-def parse_experiment(data: dict, path: Path, check_paths: bool = True) -> Experiment:
-    """Validate parsed TOML ``data`` read from ``path`` (see :func:`load_experiment`)."""
-    file = path.name
-    base = path.resolve().parent
-    top = Table(data, "", file)
-    head = top.sub("experiment")
-    name = head.get("name", str)
-    if not _NAME.match(name):
-        head.fail("name", f"{name!r} must be letters, digits, '_' or '-'")
-    workdir = base / head.get("workdir", str, f"{path.stem}_work")
-    root = head.get("nnunet_root", str, None)
-    nnunet_root = base / root if root else None
-    head.finish()
-    env = _env(top.sub("env", {}))
-
-    raw = Path(nnunet_dirs(nnunet_root)["nnUNet_raw"])
-    from mslesseg_nnunet.experiment import crossdata
-
-    sources = crossdata.parse_sources(top, base, workdir, raw, check_paths)
-    source = _section(top, "source", _source, base, workdir, raw, check_paths)
-    labellings = crossdata.parse_training_sets(top, sources) if sources \
-        else _labellings(top, source, file)
-    training = _section(top, "training", _training)
-    if training is not None and source is None and not sources:
-        top.fail("[training]", "needs a [source] or [[sources]] section")
-    tuning = _section(top, "tuning", _tuning, training)
-    ensemble = _section(top, "ensemble", _ensemble, training, labellings)
-    test = _section(top, "test", _test, source, base, raw, training, check_paths)
-    tests = crossdata.parse_tests(top, sources, base, raw, training, check_paths)
-    resources = _resources(top.sub("resources", {}))
-    custom = _custom_steps(top, file)
-    top.finish()
-    return Experiment(path.resolve(), name, workdir, nnunet_root, env, source, labellings, training,
-                      tuning, ensemble, test, resources, custom, sources, tests)
-
-
-def _section(top: Table, key: str, parse, *args):
+def parse_section(top: Table, key: str, parse, *args):
     """``parse(table, *args)`` for the optional section ``[key]``; None when it is absent."""
     return parse(top.sub(key), *args) if key in top.data else None
 
 
-def _env(table: Table) -> dict:
+def parse_env(table: Table) -> dict:
     """``{None: global variables, kind: variables for that step kind only}``."""
     env: dict = {None: {}}
     for key, value in table.data.items():
@@ -262,7 +202,7 @@ def _env(table: Table) -> dict:
     return env
 
 
-def _dataset_name(table: Table, default: str | None) -> str:
+def parse_dataset_name(table: Table, default: str | None) -> str:
     """``name`` (required when there is no ``default``), checked."""
     name = table.get("name", str) if default is None else table.get("name", str, default)
     if not DATASET_NAME.match(name):
@@ -270,12 +210,12 @@ def _dataset_name(table: Table, default: str | None) -> str:
     return name
 
 
-def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -> Source:
+def parse_source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -> Source:
     kind = t.choice("kind", SOURCE_KINDS)
     dataset_id = t.integer("dataset_id", 1, 999)
     defaults = {"mslesseg": "MSLesSeg", "synthetic-mslesseg": "SynthMSLesSeg",
                 "msseg2": "MSSEG2", "synthetic-msseg2": "SynthMSSEG2"}
-    name = _dataset_name(t, defaults.get(kind)) if kind != "nnunet" else \
+    name = parse_dataset_name(t, defaults.get(kind)) if kind != "nnunet" else \
         _existing_dataset_name(t, raw, dataset_id, check_paths)
     options: dict = {}
     path = None
@@ -318,7 +258,7 @@ def _source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bool) -
     return Source(kind, dataset_id, name, path, options)
 
 
-def _labellings(top: Table, source: Source | None, file: str) -> tuple[Labelling, ...]:
+def parse_labellings(top: Table, source: Source | None, file: str) -> tuple[Labelling, ...]:
     items = top.get("labellings", list, None)
     if items is None:
         return () if source is None else (Labelling("binary", "binary", source.dataset_id, source.name or ""),)
@@ -337,7 +277,7 @@ def _labellings(top: Table, source: Source | None, file: str) -> tuple[Labelling
             used_ids.add(dataset_id)
             key = kind if kinds.count(kind) == 1 else f"{kind}{dataset_id}"
             default_name = f"{source.name or 'Dataset'}_{kind.upper()}"
-            labelling = Labelling(kind, key, dataset_id, _dataset_name(t, default_name),
+            labelling = Labelling(kind, key, dataset_id, parse_dataset_name(t, default_name),
                                   _labelling_params(t, kind))
         if kind == "binary" and kinds.count("binary") > 1:
             t.fail("kind", "'binary' labelling listed twice")
@@ -392,7 +332,7 @@ def _models(t: Table, key: str, default_plans: str, check_exists: bool) -> tuple
     return tuple(models)
 
 
-def _training(t: Table) -> Training:
+def parse_training(t: Table) -> Training:
     configuration = t.choice("configuration", ("3d_fullres", "2d", "3d_lowres"), "3d_fullres")
     folds = t.get("folds", list, list(range(N_FOLDS)))
     if not folds:
@@ -433,7 +373,7 @@ def _cpu_patch_size(t: Table, cpu_plans: bool) -> tuple[int, int, int] | None:
     return tuple(patch)
 
 
-def _tuning(t: Table, training: Training | None) -> Tuning:
+def parse_tuning(t: Table, training: Training | None) -> Tuning:
     if training is None:
         t.fail(None, "needs a [training] section (it tunes on the trained models' validation outputs)")
     protocol = t.choice("protocol", PROTOCOLS)
@@ -463,7 +403,7 @@ def _tuning(t: Table, training: Training | None) -> Tuning:
     return Tuning(protocol, grid, size_unit, connectivity, objective, select_members)
 
 
-def _ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
+def parse_ensemble(t: Table, training: Training | None, labellings) -> Ensemble:
     if training is None:
         t.fail(None, "needs a [training] section")
     rule = t.choice("rule", RULES, "mean")
@@ -511,7 +451,7 @@ def check_synthetic_test(t: Table, source: Source | None, given: dict) -> None:
                             "set test_patients or give this folder")
 
 
-def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
+def parse_test(t: Table, source: Source | None, base: Path, raw: Path, training,
           check_paths: bool) -> TestSet:
     if training is None or source is None:
         t.fail(None, "needs [source] and [training] sections")
@@ -540,7 +480,7 @@ def _test(t: Table, source: Source | None, base: Path, raw: Path, training,
     return TestSet(test_input, gt, protocol, report, tta, workers, blending=blending)
 
 
-def _resources(t: Table) -> dict:
+def parse_resources(t: Table) -> dict:
     resources = {}
     for kind in list(t.data):
         if kind != "default" and kind not in STEP_KINDS:
@@ -569,7 +509,7 @@ def _resources(t: Table) -> dict:
     return resources
 
 
-def _custom_steps(top: Table, file: str) -> tuple[CustomStep, ...]:
+def parse_custom_steps(top: Table, file: str) -> tuple[CustomStep, ...]:
     steps = []
     for i, item in enumerate(top.get("steps", list, [])):
         t = Table(item, f"[[steps]][{i}]", file)
