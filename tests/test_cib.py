@@ -23,8 +23,8 @@ from mslesseg_nnunet.networks.cib_heads import dice_targets
 PATCH = (4, 4, 4)
 IMAGE = (4, 4, 6)          # windows start at z = 0 and z = 2 (step 0.5), x = y = 0
 WINDOWS = (0, 2)
-NET_STEPS, HEAD_STEPS = 40, 30
-LEARN_PATCH = (24, 24, 24)
+NET_STEPS, HEAD_STEPS = 40, 80
+LEARN_PATCH = (16, 16, 16)
 CPU_PLANS = "nnUNetPlansCPU"
 CIB_TRAINER = "nnUNetTrainerCIBShort"
 CASES = ("case0", "case1")
@@ -248,16 +248,13 @@ def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known limitation (docs/cib.md): in this short run the heads reach a "
-                   "held-out correlation of only ~0.5 (patch) and ~0.3 (grid), and the grid MSE does not fall")
 def test_cib_heads_learn_the_dice(plans):
     """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) trained with the CIB loss
     (lambda1 = lambda2 = 1) on blob windows (empty ones the net gets right, lesions it segments
     well or poorly): NET_STEPS steps of the whole network, then HEAD_STEPS of the heads alone,
-    the U-Net frozen so that the Dice targets hold still. Both heads' MSE falls (first steps
-    against last), and on held-out
-    windows the predicted Dice correlates with the true Dice: the patch head's per window, the
-    grid head's per cell."""
+    the U-Net frozen so that the Dice targets hold still. On held-out windows both heads beat
+    predicting the mean Dice (MSE below the true Dice's variance) and correlate with the true
+    Dice: the patch head's per window, the grid head's per cell."""
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -279,27 +276,26 @@ def test_cib_heads_learn_the_dice(plans):
     loss.lambda_grid = 1.0
     rng = np.random.default_rng(0)
     patch = tuple(configuration.patch_size)
-    mse = []
-    for trained, steps, lr in ((net, NET_STEPS, 3e-3), (heads, HEAD_STEPS, 1e-2)):
+    for trained, steps, batch, lr in ((net, NET_STEPS, 2, 3e-3), (heads, HEAD_STEPS, 4, 1e-2)):
         net.requires_grad_(False)
         trained.requires_grad_(True)
         optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
         for _ in range(steps):
-            images, labels = blob_windows(rng, 2, patch)
+            images, labels = blob_windows(rng, batch, patch)
             optimizer.zero_grad()
             loss(net(images), labels).backward()
             optimizer.step()
-            mse.append((loss.last["patch_mse"], loss.last["grid_mse"]))
-    first, last = np.mean(mse[:10], 0), np.mean(mse[-10:], 0)
     images, labels = blob_windows(np.random.default_rng(1), 32, patch)
     with torch.no_grad():
         true_patch, true_grid = (t.numpy() for t in dice_targets(net(images), labels))
     assert np.std(true_patch) > 0.1 and np.std(true_grid) > 0.1
-    correlation = (np.corrcoef(heads.patch_dice.numpy(), true_patch)[0, 1],
-                   np.corrcoef(heads.grid_dice.numpy().ravel(), true_grid.ravel())[0, 1])
-    print("CIB heads' MSE (patch, grid) first", first, "last", last, "correlation", correlation)
-    assert (last < 0.6 * first).all(), (first, last)
-    assert correlation[0] > 0.7 and correlation[1] > 0.4, correlation
+    scores = {}
+    for head, guess, truth in (("patch", heads.patch_dice, true_patch), ("grid", heads.grid_dice, true_grid)):
+        guess, truth = guess.numpy().ravel(), truth.ravel()
+        scores[head] = (np.mean((guess - truth) ** 2), np.var(truth), np.corrcoef(guess, truth)[0, 1])
+    print("CIB heads on held-out windows (MSE, variance of the true Dice, correlation):", scores)
+    assert all(mse < variance for mse, variance, _ in scores.values()), scores
+    assert scores["patch"][2] > 0.7 and scores["grid"][2] > 0.4, scores
 
 
 def test_paper_patch_head_reads_the_deepest_encoder_features(plans):
