@@ -23,7 +23,7 @@ from mslesseg_nnunet.networks.cib_heads import dice_targets
 PATCH = (4, 4, 4)
 IMAGE = (4, 4, 6)          # windows start at z = 0 and z = 2 (step 0.5), x = y = 0
 WINDOWS = (0, 2)
-NET_STEPS, HEAD_STEPS = 40, 80
+NET_STEPS, HEAD_STEPS = 40, 150
 LEARN_PATCH = (16, 16, 16)
 CPU_PLANS = "nnUNetPlansCPU"
 CIB_TRAINER = "nnUNetTrainerCIBShort"
@@ -252,9 +252,10 @@ def test_cib_heads_learn_the_dice(plans):
     """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) trained with the CIB loss
     (lambda1 = lambda2 = 1) on blob windows (empty ones the net gets right, lesions it segments
     well or poorly): NET_STEPS steps of the whole network, then HEAD_STEPS of the heads alone,
-    the U-Net frozen so that the Dice targets hold still. On held-out windows both heads beat
-    predicting the mean Dice (MSE below the true Dice's variance) and correlate with the true
-    Dice: the patch head's per window, the grid head's per cell."""
+    the U-Net frozen so that the Dice targets hold still. On held-out windows both heads explain
+    much of the true Dice's spread (MSE below 0.6 x its variance, correlation > 0.6; measured
+    0.27 x and 0.88 for the patch head per window, 0.37 x and 0.87 for the grid head per cell),
+    not just its mean."""
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -294,8 +295,8 @@ def test_cib_heads_learn_the_dice(plans):
         guess, truth = guess.numpy().ravel(), truth.ravel()
         scores[head] = (np.mean((guess - truth) ** 2), np.var(truth), np.corrcoef(guess, truth)[0, 1])
     print("CIB heads on held-out windows (MSE, variance of the true Dice, correlation):", scores)
-    assert all(mse < variance for mse, variance, _ in scores.values()), scores
-    assert scores["patch"][2] > 0.7 and scores["grid"][2] > 0.4, scores
+    assert all(mse < 0.6 * variance and correlation > 0.6 for mse, variance, correlation in scores.values()), \
+        scores
 
 
 def test_paper_patch_head_reads_the_deepest_encoder_features(plans):

@@ -68,17 +68,12 @@ def attach_cib_heads(network: nn.Module, from_encoder: bool = False) -> nn.Modul
     full = encoder.output_channels[0]
     heads = CIBHeads(encoder.conv_op, encoder.output_channels[-1] if from_encoder else full, full)
     network.cib_heads = heads
-    if from_encoder:
+    if from_encoder:  # the encoder returns its skips, the deepest last
         encoder.register_forward_hook(lambda module, inputs, skips: heads.read_patch(skips[-1]))
-    decoder.stages[-1].register_forward_hook(lambda module, inputs, out: _read_full_resolution(heads, out,
-                                                                                               from_encoder))
+    else:
+        decoder.stages[-1].register_forward_hook(lambda module, inputs, out: heads.read_patch(out))
+    decoder.stages[-1].register_forward_hook(lambda module, inputs, out: heads.read_grid(out))
     return network
-
-
-def _read_full_resolution(heads: CIBHeads, features: torch.Tensor, patch_from_encoder: bool) -> None:
-    heads.read_grid(features)
-    if not patch_from_encoder:
-        heads.read_patch(features)
 
 
 def cib_heads_of(network: nn.Module) -> CIBHeads | None:
