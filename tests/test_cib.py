@@ -23,7 +23,8 @@ from mslesseg_nnunet.networks.cib_heads import dice_targets
 PATCH = (4, 4, 4)
 IMAGE = (4, 4, 6)          # windows start at z = 0 and z = 2 (step 0.5), x = y = 0
 WINDOWS = (0, 2)
-STEPS = 40
+NET_STEPS, HEAD_STEPS = 40, 150
+LEARN_PATCH = (16, 16, 16)
 CPU_PLANS = "nnUNetPlansCPU"
 CIB_TRAINER = "nnUNetTrainerCIBShort"
 CASES = ("case0", "case1")
@@ -247,14 +248,14 @@ def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known defect (docs/cib.md, Known limitations): after the "
-                   "whole-network phase the heads' sigmoids are saturated and the MSE has no gradient")
 def test_cib_heads_learn_the_dice(plans):
     """nnUNetTrainerCIBShort's network (CPU-shrunk default plans) trained with the CIB loss
-    (lambda1 = lambda2 = 1) on blob windows: STEPS steps of the whole network (Adam 3e-3), then
-    STEPS of the heads alone, the U-Net frozen so that the Dice targets hold still (Adam 1e-2):
-    both heads' MSE falls, and on held-out windows the patch head's predicted Dice correlates
-    with the true Dice."""
+    (lambda1 = lambda2 = 1) on blob windows (empty ones the net gets right, lesions it segments
+    well or poorly): NET_STEPS steps of the whole network, then HEAD_STEPS of the heads alone,
+    the U-Net frozen so that the Dice targets hold still. On held-out windows both heads explain
+    much of the true Dice's spread (MSE below 0.6 x its variance, correlation > 0.6; measured
+    0.27 x and 0.88 for the patch head per window, 0.37 x and 0.87 for the grid head per cell),
+    not just its mean."""
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -264,7 +265,7 @@ def test_cib_heads_learn_the_dice(plans):
     from mslesseg_nnunet.trainer_catalog import trainer_classes
 
     manager = PlansManager(make_cpu_plans(json.loads(plans["nnUNetPlans"].read_text()), "3d_fullres",
-                                          CPU_PLANS, target_patch=(24, 24, 24)))
+                                          CPU_PLANS, target_patch=LEARN_PATCH))
     configuration = manager.get_configuration("3d_fullres")
     torch.manual_seed(0)
     net = trainer_classes()[CIB_TRAINER].build_network_architecture(manager, configuration, 1, 2,
@@ -276,25 +277,61 @@ def test_cib_heads_learn_the_dice(plans):
     loss.lambda_grid = 1.0
     rng = np.random.default_rng(0)
     patch = tuple(configuration.patch_size)
-    mse = []
-    for trained, lr in ((net, 3e-3), (heads, 1e-2)):
+    for trained, steps, batch, lr in ((net, NET_STEPS, 2, 3e-3), (heads, HEAD_STEPS, 4, 1e-2)):
         net.requires_grad_(False)
         trained.requires_grad_(True)
         optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
-        for _ in range(STEPS):
-            images, labels = blob_windows(rng, 2, patch)
+        for _ in range(steps):
+            images, labels = blob_windows(rng, batch, patch)
             optimizer.zero_grad()
             loss(net(images), labels).backward()
             optimizer.step()
-            mse.append((loss.last["patch_mse"], loss.last["grid_mse"]))
-    mse = mse[STEPS:]
-    first, last = np.mean(mse[:10], 0), np.mean(mse[-10:], 0)
-    assert (last < 0.6 * first).all(), (first, last)
-    images, labels = blob_windows(np.random.default_rng(1), 24, patch)
+    images, labels = blob_windows(np.random.default_rng(1), 32, patch)
     with torch.no_grad():
-        true_dice = dice_targets(net(images), labels)[0].numpy()
-    assert np.std(true_dice) > 0.1
-    assert np.corrcoef(heads.patch_dice.numpy(), true_dice)[0, 1] > 0.5
+        true_patch, true_grid = (t.numpy() for t in dice_targets(net(images), labels))
+    assert np.std(true_patch) > 0.1 and np.std(true_grid) > 0.1
+    scores = {}
+    for head, guess, truth in (("patch", heads.patch_dice, true_patch), ("grid", heads.grid_dice, true_grid)):
+        guess, truth = guess.numpy().ravel(), truth.ravel()
+        scores[head] = (np.mean((guess - truth) ** 2), np.var(truth), np.corrcoef(guess, truth)[0, 1])
+    print("CIB heads on held-out windows (MSE, variance of the true Dice, correlation):", scores)
+    assert all(mse < 0.6 * variance and correlation > 0.6 for mse, variance, correlation in scores.values()), \
+        scores
+
+
+def test_paper_patch_head_reads_the_deepest_encoder_features(plans):
+    """``cib_patch_from_encoder``: the patch head is fed the bottleneck, the grid head the
+    full-resolution decoder stage; outputs (B,) and (B, 2, 2, 2) in [0, 1]."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from mslesseg_nnunet.cpu_plans import make_cpu_plans
+    from mslesseg_nnunet.networks.cib_heads import attach_cib_heads
+
+    manager = PlansManager(make_cpu_plans(json.loads(plans["nnUNetPlans"].read_text()), "3d_fullres",
+                                          CPU_PLANS, target_patch=(16, 16, 16)))
+    net = nnUNetTrainer.build_network_architecture(
+        manager, manager.get_configuration("3d_fullres"), 1, 2, enable_deep_supervision=False)
+    heads = attach_cib_heads(net, from_encoder=True).cib_heads
+    channels = net.encoder.output_channels
+    assert heads.patch.in_features == 2 * channels[-1] and heads.grid_conv.in_channels == channels[0]
+    with torch.no_grad():
+        net(torch.randn(3, 1, 16, 16, 16))
+    assert heads.patch_dice.shape == (3,) and heads.grid_dice.shape == (3, 2, 2, 2)
+    assert ((heads.grid_dice > 0) & (heads.grid_dice < 1)).all()
+
+
+def test_pool_cells_equals_numpy():
+    from mslesseg_nnunet.networks.cib_heads import pool_cells
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4, 7)).astype(np.float32)
+    got = pool_cells(torch.from_numpy(x)).numpy()
+    cells, halves = numpy_cells(x.shape[2:])
+    for cell in cells:
+        region = x[(..., *(halves[a][i] for a, i in enumerate(cell)))].reshape(2, 3, -1)
+        np.testing.assert_allclose(got[(..., *cell)], np.concatenate([region.mean(2), region.max(2)], 1),
+                                   rtol=1e-5, atol=1e-6)
+
 
 def save_model(root, plans: dict, trainer: str):
     """``nnUNet_results/.../TRAINER__nnUNetPlansCPU__3d_fullres`` with a checkpoint of the

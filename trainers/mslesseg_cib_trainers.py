@@ -30,20 +30,23 @@ class CIBHeadsMixin(HyperparameterHook):
 
     Schedule (paper): lambda1 = ``cib_lambda_patch`` throughout; lambda2 =
     ``cib_lambda_grid`` from epoch ``cib_grid_from * num_epochs`` on (0 before:
-    first half patch head only). Subclass to change them. torch.compile is off
-    (the heads read features through forward hooks).
+    first half patch head only). Subclass to change them.
+    ``cib_patch_from_encoder = True`` feeds the patch head the deepest encoder
+    features as the paper does (default: the full-resolution decoder features,
+    docs/cib.md). torch.compile is off (the heads read features through forward hooks).
     """
 
     cib_lambda_patch = 1.0
     cib_lambda_grid = 1.0
     cib_grid_from = 0.5
+    cib_patch_from_encoder = False
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True):
         network = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                      num_output_channels, enable_deep_supervision)
-        return attach_cib_heads(network, configuration_manager)
+        return attach_cib_heads(network, cls.cib_patch_from_encoder)
 
     def configure_hyperparameters(self) -> None:
         super().configure_hyperparameters()

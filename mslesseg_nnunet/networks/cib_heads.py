@@ -5,12 +5,16 @@ Inter-patch Blending", MICCAI 2025. Two small heads are attached to a U-Net
 built from nnU-Net plans (plain, residual-encoder or MSCSA: any network with
 ``encoder`` returning its skips and ``decoder.stages``):
 
-- patch head: deepest encoder features, global average and max pooled, layer norm, linear,
-  sigmoid: the predicted Dice of the window's segmentation (the max, because
-  instance normalisation leaves a feature's window average nearly constant);
-- grid head: one intermediate decoder stage, 3x3x3 convolution, average pooled
-  to 2x2x2 cells, layer norm, LeakyReLU, linear, sigmoid: the predicted Dice of each cell
-  (the norms keep the sigmoids out of saturation; docs/cib.md).
+- patch head: global average and max pooling, layer norm, linear, sigmoid: the
+  predicted Dice of the window's segmentation. It reads the full-resolution
+  decoder features by default; ``from_encoder=True`` reads the deepest encoder
+  features as the paper does (they hardly carry the window's Dice early in
+  training: docs/cib.md);
+- grid head: full-resolution decoder features (the paper's 7.18 GFLOPs for
+  7.35 K parameters put its convolution at full resolution), 3x3x3
+  convolution, average and max pooling over each of the 2x2x2 cells, layer
+  norm, LeakyReLU, linear, sigmoid: the predicted Dice of each cell (the norms
+  keep the sigmoids out of saturation; the max carries small lesions).
 
 The heads read the features through forward hooks and keep their last outputs
 in ``network.cib_heads.patch_dice`` (B,) and ``.grid_dice`` (B, 2, 2, 2); the
@@ -23,61 +27,52 @@ regions are trusted.
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
-GRID = 2
 GRID_HIDDEN = 8
 
 
 class CIBHeads(nn.Module):
-    """Patch and grid Dice-predicting heads (14-28 K parameters on nnU-Net's U-Nets)."""
+    """Patch and grid Dice-predicting heads (a few K parameters)."""
 
-    def __init__(self, conv_op, deep_channels: int, grid_channels: int, hidden: int = GRID_HIDDEN):
+    def __init__(self, conv_op, patch_channels: int, grid_channels: int, hidden: int = GRID_HIDDEN):
         super().__init__()
-        ndim = 3 if conv_op is nn.Conv3d else 2
-        self.patch_norm = nn.LayerNorm(2 * deep_channels)
-        self.patch = nn.Linear(2 * deep_channels, 1)
+        self.patch_norm = nn.LayerNorm(2 * patch_channels)
+        self.patch = nn.Linear(2 * patch_channels, 1)
         self.grid_conv = conv_op(grid_channels, hidden, 3, padding=1)
-        self.grid_pool = (nn.AdaptiveAvgPool3d if ndim == 3 else nn.AdaptiveAvgPool2d)(GRID)
-        self.grid_norm = nn.LayerNorm(hidden)
-        self.grid_linear = nn.Linear(hidden, 1)
+        self.grid_norm = nn.LayerNorm(2 * hidden)
+        self.grid_linear = nn.Linear(2 * hidden, 1)
         self.patch_dice: torch.Tensor | None = None
         self.grid_dice: torch.Tensor | None = None
 
-    def read_deepest(self, features: torch.Tensor) -> None:
+    def read_patch(self, features: torch.Tensor) -> None:
         flat = features.flatten(2)
         pooled = torch.cat([flat.mean(2), flat.amax(2)], 1)
         self.patch_dice = torch.sigmoid(self.patch(self.patch_norm(pooled)))[:, 0]
 
-    def read_decoder(self, features: torch.Tensor) -> None:
-        cells = self.grid_pool(self.grid_conv(features)).movedim(1, -1)
+    def read_grid(self, features: torch.Tensor) -> None:
+        cells = pool_cells(self.grid_conv(features)).movedim(1, -1)
         self.grid_dice = torch.sigmoid(self.grid_linear(nn.functional.leaky_relu(self.grid_norm(cells))))[..., 0]
 
 
-def grid_stage(patch_size, strides) -> int:
-    """Index into ``decoder.stages`` of the grid head's features: the middle decoder stage,
-    or the next higher-resolution one until every axis is even (cells align with the window)."""
-    sizes, size = [], list(patch_size)
-    for stride in strides:
-        size = [s // k for s, k in zip(size, stride)]
-        sizes.append(size)
-    n_decoder = len(strides) - 1
-    for k in range(n_decoder // 2, n_decoder):
-        if all(s >= GRID and s % GRID == 0 for s in sizes[n_decoder - 1 - k]):
-            return k
-    return n_decoder - 1
+def attach_cib_heads(network: nn.Module, from_encoder: bool = False) -> nn.Module:
+    """Add ``network.cib_heads`` and the hooks that feed it; returns ``network``.
 
-
-def attach_cib_heads(network: nn.Module, configuration_manager) -> nn.Module:
-    """Add ``network.cib_heads`` and the hooks that feed it; returns ``network``."""
+    Both heads read the last (full-resolution) decoder stage; with ``from_encoder``
+    the patch head reads the deepest encoder stage (the paper's choice).
+    """
     encoder, decoder = network.encoder, network.decoder
-    channels = list(encoder.output_channels)
-    k = grid_stage(configuration_manager.patch_size, configuration_manager.pool_op_kernel_sizes)
-    heads = CIBHeads(encoder.conv_op, channels[-1], channels[-(k + 2)])
+    full = encoder.output_channels[0]
+    heads = CIBHeads(encoder.conv_op, encoder.output_channels[-1] if from_encoder else full, full)
     network.cib_heads = heads
-    encoder.register_forward_hook(lambda module, inputs, skips: heads.read_deepest(skips[-1]))
-    decoder.stages[k].register_forward_hook(lambda module, inputs, out: heads.read_decoder(out))
+    if from_encoder:  # the encoder returns its skips, the deepest last
+        encoder.register_forward_hook(lambda module, inputs, skips: heads.read_patch(skips[-1]))
+    else:
+        decoder.stages[-1].register_forward_hook(lambda module, inputs, out: heads.read_patch(out))
+    decoder.stages[-1].register_forward_hook(lambda module, inputs, out: heads.read_grid(out))
     return network
 
 
@@ -95,6 +90,14 @@ def cell_sums(x: torch.Tensor) -> torch.Tensor:
         x = torch.stack([x.narrow(axis, 0, half).sum(axis),
                          x.narrow(axis, half, x.shape[axis] - half).sum(axis)], dim=axis)
     return x
+
+
+def pool_cells(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, *spatial) -> (B, 2C, 2, 2[, 2]): each cell's average and max of each channel."""
+    halves = [(slice(0, n // 2), slice(n // 2, n)) for n in features.shape[2:]]
+    cells = [features[(..., *region)].flatten(2) for region in itertools.product(*halves)]
+    pooled = torch.stack([torch.cat([c.mean(2), c.amax(2)], 1) for c in cells], -1)
+    return pooled.unflatten(-1, (2,) * len(halves))
 
 
 def expand_cells(cells: torch.Tensor, shape) -> torch.Tensor:
