@@ -226,10 +226,8 @@ def test_cib_blending_refused_without_heads(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory):
-    from networks_helpers import make_plans
-
-    return make_plans(tmp_path_factory.mktemp("plans"))
+def plans(tiny_plans):
+    return tiny_plans
 
 
 def blob_windows(rng: np.random.Generator, n: int, patch) -> tuple[torch.Tensor, torch.Tensor]:
