@@ -26,7 +26,8 @@ from mslesseg_nnunet.dataset_conversion.back_conversion import load_case_map
 from mslesseg_nnunet.dataset_conversion.cases import link_or_copy
 from mslesseg_nnunet.dataset_conversion.merge import source_cases
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
-from mslesseg_nnunet.dataset_conversion.raw_dataset import CASE_MAP, derived_target, nnunet_dir, write_json
+from mslesseg_nnunet.atomic import write_json
+from mslesseg_nnunet.dataset_conversion.raw_dataset import CASE_MAP, derived_target, nnunet_dir
 from mslesseg_nnunet.dataset_conversion.relabel import link_images
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from mslesseg_nnunet.dataset_conversion.parallel import check_workers, map_with_progress
-from mslesseg_nnunet.dataset_conversion.raw_dataset import write_json
+from mslesseg_nnunet.atomic import write_json
 from mslesseg_nnunet.dataset_json import load_dataset_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.quantile_normalisation import (DATASET_KEY, N_QUANTILES, case_quantiles,

@@ -7,12 +7,11 @@ temporary sibling); ``splits_final.json`` goes to
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from pathlib import Path
 from typing import Iterator
 
-from mslesseg_nnunet.atomic import atomic_dir, atomic_file, check_no_overlap, claim
+from mslesseg_nnunet.atomic import atomic_dir, check_no_overlap, claim, write_json
 from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, Scan, write_scan
 from mslesseg_nnunet.dataset_conversion.parallel import map_with_progress
 from mslesseg_nnunet.errors import UserError
@@ -120,12 +119,6 @@ def dataset_json(name: str, channels: list[str], n_train: int, n_test: int,
         "labelling": {"kind": "binary"},
         **extra,
     }
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically, indented."""
-    with atomic_file(Path(path)) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def write_raw_dataset(folder_name: str, train: list[Scan], test: list[Scan], info: dict,

@@ -4,7 +4,6 @@ layout instead: ``probabilities/{case}.npz``, masks in the source's naming (list
 under ``cases`` in the manifest) and ``submission.zip``."""
 from __future__ import annotations
 
-import json
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
@@ -14,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mslesseg_nnunet.atomic import atomic_dir, atomic_file, check_no_overlap
+from mslesseg_nnunet.atomic import atomic_dir, atomic_file, check_no_overlap, write_json
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import check_finite
 from mslesseg_nnunet.nifti import write_volume
@@ -132,8 +131,7 @@ def manifest(kind: str, members: list[dict], params: PostprocessingParams,
 
 
 def write_manifest(path: Path, content: dict) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
+    write_json(path, content)
 
 
 def write_submission(out_dir: Path, outputs: dict[str, str]) -> Path:

@@ -12,6 +12,8 @@ claims it, so a second concurrent run is refused instead of silently racing.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -184,6 +186,22 @@ def atomic_file(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_json(path: Path, data) -> None:
+    """Write ``data`` as indented JSON, atomically; NaN is written as ``null`` (valid JSON)."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps(_nan_to_none(data), indent=2) + "\n")
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
 
 
 @contextlib.contextmanager

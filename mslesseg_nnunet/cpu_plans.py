@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mslesseg_nnunet.atomic import atomic_file, check_can_write
+from mslesseg_nnunet.atomic import check_can_write, write_json
 from mslesseg_nnunet.errors import UserError
 
 NUM_STAGES = 4
@@ -114,6 +114,5 @@ def write_cpu_plans(dataset: str | int, source_plans: str = "nnUNetPlans",
                         f"(has {', '.join(plans.get('configurations', {}))})")
     check_can_write(target, overwrite)
     cpu_plans = make_cpu_plans(plans, configuration, plans_name, target_patch)
-    with atomic_file(target) as tmp:
-        tmp.write_text(json.dumps(cpu_plans, indent=2))
+    write_json(target, cpu_plans)
     return target

@@ -5,12 +5,11 @@ list with one ``{"train": [case ids], "val": [case ids]}`` per fold.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
 
-from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.atomic import write_json
 from mslesseg_nnunet.errors import UserError
 
 N_FOLDS = 5
@@ -100,5 +99,4 @@ def _folds_from_val(cases: list[str], val: list[list[str]]) -> list[dict[str, li
 
 def write_splits(path: Path, folds: list[dict[str, list[str]]]) -> None:
     """Write ``splits_final.json`` atomically."""
-    with atomic_file(Path(path)) as tmp:
-        tmp.write_text(json.dumps(folds, indent=2) + "\n")
+    write_json(path, folds)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.atomic import write_json
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import check_finite, is_finite_number
@@ -118,5 +118,4 @@ def read_json_object(path: Path) -> dict:
 
 def save_params(path: Path, params: PostprocessingParams, **extra) -> None:
     """Write ``{"params": {...}, **extra}`` atomically."""
-    with atomic_file(Path(path)) as tmp:
-        tmp.write_text(json.dumps({"params": params.to_dict(), **extra}, indent=2) + "\n")
+    write_json(path, {"params": params.to_dict(), **extra})

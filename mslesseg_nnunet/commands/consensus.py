@@ -38,7 +38,8 @@ def run(args) -> int:
     from mslesseg_nnunet.evaluation.consensus import (CSV_COLUMNS, consensus_case,
                                                       consensus_inputs, consensus_summary,
                                                       consensus_tasks)
-    from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+    from mslesseg_nnunet.atomic import write_json
+    from mslesseg_nnunet.evaluation.summary import write_csv
     from mslesseg_nnunet.postprocessing.threshold import check_probability
 
     threshold = check_probability(args.threshold, "--threshold")

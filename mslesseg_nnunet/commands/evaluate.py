@@ -75,7 +75,8 @@ def protocol_options(args) -> dict:
 
 def run(args) -> int:
     from mslesseg_nnunet.evaluation.batch import columns, evaluate_folders, summary_document
-    from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+    from mslesseg_nnunet.atomic import write_json
+    from mslesseg_nnunet.evaluation.summary import write_csv
 
     options = protocol_options(args)
     if args.workers < 1:

@@ -66,7 +66,8 @@ def _parse_thresholds(text: str | None) -> tuple[int, ...]:
 def _run_report(args, connectivity: int) -> int:
     from mslesseg_nnunet.evaluation.lesion_report import LESION_COLUMNS, lesion_table, scan_summary
     from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
-    from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+    from mslesseg_nnunet.atomic import write_json
+    from mslesseg_nnunet.evaluation.summary import write_csv
     from mslesseg_nnunet.nifti import read_volume
 
     mask, header = read_mask(args.mask)
@@ -90,7 +91,8 @@ def _run_changes(args, connectivity: int) -> int:
     from mslesseg_nnunet.evaluation.lesion_report import (CHANGE_COLUMNS, change_summary,
                                                           lesion_changes)
     from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
-    from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+    from mslesseg_nnunet.atomic import write_json
+    from mslesseg_nnunet.evaluation.summary import write_csv
 
     if not args.min_change > 0:
         raise UserError("--min-change: must be > 0")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -65,19 +64,3 @@ def describe(values) -> dict:
 def summarize(rows: list[dict], metrics: list[str]) -> dict:
     """Statistics of each metric over the cases (NaN cells are left out)."""
     return {metric: describe(row[metric] for row in rows) for metric in metrics}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON, atomically (NaN written as null)."""
-    with atomic_file(Path(path)) as tmp:
-        tmp.write_text(json.dumps(_no_nan(data), indent=2) + "\n")
-
-
-def _no_nan(obj):
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_no_nan(v) for v in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
-from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.experiment.checks import Table, check_range
 from mslesseg_nnunet.postprocessing.params import RULES
 from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE, dataset_folder

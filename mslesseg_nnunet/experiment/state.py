@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mslesseg_nnunet.atomic import atomic_file
+from mslesseg_nnunet.atomic import atomic_file, write_json
 from mslesseg_nnunet.experiment.graph import Graph, Step
 from mslesseg_nnunet.experiment.schema import Experiment
 
@@ -158,8 +158,7 @@ class StateFile:
 
     def save(self):
         self.exp.workdir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.path) as tmp:
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        write_json(self.path, self.data)
 
 
 def scripts_for(exp: Experiment, graph: Graph) -> dict[str, str]:

@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.evaluation.summary import write_json
+from mslesseg_nnunet.atomic import write_json
 from mslesseg_nnunet.native.bias import N4_ITERATIONS, N4_SHRINK, n4_correct
 from mslesseg_nnunet.native.brain_mask import brain_mask
 from mslesseg_nnunet.native.images import mni_reference, read_scan, to_array, to_sitk

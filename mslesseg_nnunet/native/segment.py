@@ -21,7 +21,8 @@ from tqdm import tqdm
 from mslesseg_nnunet.atomic import atomic_dir
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.evaluation.lesion_report import LESION_COLUMNS, lesion_table, scan_summary
-from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+from mslesseg_nnunet.atomic import write_json
+from mslesseg_nnunet.evaluation.summary import write_csv
 from mslesseg_nnunet.native.preprocess import preprocess
 from mslesseg_nnunet.native.qc import write_qc_page
 from mslesseg_nnunet.native.to_native import native_volume

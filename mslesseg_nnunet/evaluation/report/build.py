@@ -14,7 +14,8 @@ from mslesseg_nnunet.evaluation.masks import check_same_grid, read_mask
 from mslesseg_nnunet.evaluation.pairing import find_flair_images, pair_cases
 from mslesseg_nnunet.evaluation.report.figures import box_plots, case_figure, dice_vs_load
 from mslesseg_nnunet.evaluation.report.page import render_page
-from mslesseg_nnunet.evaluation.summary import write_csv, write_json
+from mslesseg_nnunet.atomic import write_json
+from mslesseg_nnunet.evaluation.summary import write_csv
 from mslesseg_nnunet.nifti import read_volume
 from mslesseg_nnunet.parallel import parallel_map
 
