@@ -4,7 +4,6 @@
 - ``members``: prediction/validation/ensemble folders -> lesion probability.
 - ``fusion``: streamed weighted means (maximum, STAPLE) per rule group.
 - ``folder``: ensemble folders (fused probability, mask, ``ensemble.json``).
-- ``predict``: competition-style batch prediction with nnU-Net's predictor.
 - ``validation``: cross-validation predictions and references, loaded for tuning.
-- ``tuning``: ``mslesseg tune`` (rule, weights, grid, member selection).
+- ``blending``, ``blending_predictor``: sliding-window blending (Gaussian, average, CIB).
 """

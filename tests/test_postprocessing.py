@@ -13,7 +13,7 @@ from mslesseg_nnunet.postprocessing.components import (filter_by_max_probability
 from mslesseg_nnunet.postprocessing.madseg import madseg_mask
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams, load_params, save_params
 from mslesseg_nnunet.postprocessing.rules import segment
-from mslesseg_nnunet.postprocessing.search import GRID_FIELDS, grid_settings
+from mslesseg_nnunet.tuning.search import GRID_FIELDS, grid_settings
 from mslesseg_nnunet.postprocessing.threshold import binarize
 
 

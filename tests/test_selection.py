@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ensemble_helpers import class_probabilities, write_labels, write_validation_model
-from mslesseg_nnunet.postprocessing.search import DICE
-from mslesseg_nnunet.postprocessing.selection import select_members
+from mslesseg_nnunet.tuning.search import DICE
+from mslesseg_nnunet.tuning.selection import select_members
 
 SHAPE = (14, 14, 14)  # x, y, z; the affine's spacing is 1 x 1 x 2 mm (2 mm3 voxels)
 

@@ -12,7 +12,7 @@ from mslesseg_nnunet.numbers import finite_float
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
 from mslesseg_nnunet.postprocessing.components import SIZE_UNITS
 from mslesseg_nnunet.postprocessing.params import CV_DICE, RULES, PostprocessingParams, save_params
-from mslesseg_nnunet.postprocessing.search import GRID_OPTIONS, OBJECTIVES
+from mslesseg_nnunet.tuning.search import GRID_OPTIONS, OBJECTIVES
 
 PROB_STEPS = [round(float(v), 2) for v in np.arange(0.5, 1.0001, 0.05)]
 # Default grids per rule: MadSeg's grid search (competition report, their code); mean rule: a
@@ -94,7 +94,7 @@ def objective_for(protocol: str, name: str | None):
 
 
 def run(args) -> int:
-    from mslesseg_nnunet.ensembles.tuning import tune
+    from mslesseg_nnunet.tuning.tune import tune
 
     apply_nnunet_environment()
     table_path = args.table or args.output.with_suffix(".csv")

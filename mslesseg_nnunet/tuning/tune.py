@@ -21,9 +21,9 @@ from mslesseg_nnunet.ensembles.validation import (CaseModels, ValidationModel, c
                                                   open_validation, tune_rule)
 from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import check_groups, group_of
-from mslesseg_nnunet.postprocessing.search import (Objective, grid_settings, mean_scores,
+from mslesseg_nnunet.tuning.search import (Objective, grid_settings, mean_scores,
                                                    score_settings, write_table)
-from mslesseg_nnunet.postprocessing.selection import select_members
+from mslesseg_nnunet.tuning.selection import select_members
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.postprocessing.search import Objective
+from mslesseg_nnunet.tuning.search import Objective
 
 Subset = tuple[int, ...]
 # subset -> criteria table (settings, cases, criteria), None when the rule cannot use the subset
