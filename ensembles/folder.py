@@ -22,7 +22,7 @@ from mslesseg_nnunet.ensembles.members import ENSEMBLE_KEY, ENSEMBLE_MANIFEST, P
     Member, member_model, model_key, open_member, tuned_choice
 from mslesseg_nnunet.ensembles.validation import model_cv_dice
 from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams, load_members
-from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
+from mslesseg_nnunet.postprocessing.rules import check_groups, group_of, segment
 
 SUBMISSION = "submission.zip"
 UNWEIGHTED_RULES = ("union", "staple")
@@ -171,8 +171,7 @@ def ensemble_members(members: Sequence[Member], out_dir: Path, params: Postproce
             fusion = fuse_case(members, weights, case, params.rule, pool)
             header = members[0].reference_header(case)
             spacing = header.get_zooms()[:3]
-            write_case(tmp, case, fused_probability(fusion.groups, params),
-                       segment(fusion.groups, params, spacing), header, outputs.get(case))
+            write_case(tmp, case, *segment(fusion.groups, params, spacing), header, outputs.get(case))
             inputs[case] = fusion.digests
         content = manifest(ensemble_kind(m.kind for m in members),
                            [{**m.describe(), "weight": w} for m, w in zip(members, weights)],

@@ -38,7 +38,7 @@ from mslesseg_nnunet.ensembles.members import ENSEMBLE_MANIFEST, PREDICTION_PROB
     labelling_kind, model_info, model_key, open_member, tuned_choice
 from mslesseg_nnunet.ensembles.validation import model_cv_dice
 from mslesseg_nnunet.postprocessing.params import CV_DICE, PostprocessingParams, load_members
-from mslesseg_nnunet.postprocessing.rules import check_groups, fused_probability, group_of, segment
+from mslesseg_nnunet.postprocessing.rules import check_groups, group_of, segment
 from mslesseg_nnunet.quantile_normalisation import normalise_folder, stored_references
 
 CHECKPOINT = "checkpoint_final.pth"
@@ -260,10 +260,9 @@ def fuse_and_write(members, case: str, entry: dict, out_dir: Path, params: Postp
     naming (and probability)."""
     fusion = fuse_case(members, weights, case, params.rule, pool)
     spacing = read_header(Path(entry["reference_image"])).get_zooms()[:3]
-    mask = segment(fusion.groups, params, spacing)
+    probability, mask = segment(fusion.groups, params, spacing)
     if save_probabilities:
-        write_probability(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz",
-                          fused_probability(fusion.groups, params))
+        write_probability(out_dir / PREDICTION_PROBABILITIES / f"{case}.npz", probability)
     write_manifest(digests, fusion.digests)
     write_back(mask.astype(np.uint8), entry, out_dir)
 

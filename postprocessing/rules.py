@@ -40,14 +40,6 @@ def check_groups(groups: Sequence[str], rule: str) -> None:
         raise UserError(f"--rule {rule}: no {' or '.join(missing)} members given")
 
 
-def fused_probability(groups: dict[str, np.ndarray], params: PostprocessingParams) -> np.ndarray:
-    """The single probability map the rule thresholds."""
-    check_groups(list(groups), params.rule)
-    if params.rule == "madseg":
-        return mix_probabilities(groups["msl"], groups["dbl"], params.mix)
-    return groups["all"]
-
-
 class Segmenter:
     """Masks of one case for any parameter setting, reusing fused maps and components."""
 
@@ -56,6 +48,11 @@ class Segmenter:
         self.spacing = tuple(float(s) for s in spacing)
         self._fused = lru_cache(maxsize=None)(self._fused_uncached)
         self._components = lru_cache(maxsize=None)(self._components_uncached)
+
+    def fused(self, params: PostprocessingParams) -> np.ndarray:
+        """The single probability map the rule thresholds."""
+        check_groups(list(self.groups), params.rule)
+        return self._fused(self._source(params))
 
     def mask(self, params: PostprocessingParams) -> np.ndarray:
         """Binary lesion mask (bool) by ``params``."""
@@ -87,6 +84,8 @@ class Segmenter:
 
 
 def segment(groups: dict[str, np.ndarray], params: PostprocessingParams,
-            spacing: Sequence[float]) -> np.ndarray:
-    """Binary lesion mask (bool) from group probabilities, by ``params``."""
-    return Segmenter(groups, spacing).mask(params)
+            spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The fused probability map and the binary lesion mask (bool) from group probabilities,
+    by ``params`` (the fused map is computed once)."""
+    segmenter = Segmenter(groups, spacing)
+    return segmenter.fused(params), segmenter.mask(params)

@@ -112,7 +112,7 @@ def test_segment_madseg_volume_threshold_in_mm3():
     params = PostprocessingParams(rule="madseg", volume_threshold=60, size_unit="mm3",
                                   prob_threshold=0.7)
     # 2 mm3 voxels: 60 mm3 = 30 voxels, the same as the voxel test above.
-    out = segment({"msl": msl, "dbl": dbl}, params, spacing=(1.0, 1.0, 2.0))
+    _, out = segment({"msl": msl, "dbl": dbl}, params, spacing=(1.0, 1.0, 2.0))
     direct = madseg_mask(msl, dbl, volume_threshold=30, prob_threshold=0.7)
     np.testing.assert_array_equal(out, direct)
 
@@ -122,7 +122,7 @@ def test_segment_mean_rule_threshold_then_min_size():
     p[1, 1, 1] = 0.9
     p[4:6, 4:6, 4:6] = 0.6
     params = PostprocessingParams(threshold=0.5, min_size=2)
-    out = segment({"all": p}, params, spacing=(1, 1, 1))
+    _, out = segment({"all": p}, params, spacing=(1, 1, 1))
     assert out.sum() == 8 and not out[1, 1, 1]
 
 
