@@ -37,8 +37,3 @@ def label_components(mask: np.ndarray, connectivity: int = LESION_CONNECTIVITY) 
 def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
     """Voxel count of each component 1..n (index 0 of the result is component 1)."""
     return np.bincount(labels.ravel(), minlength=n + 1)[1:]
-
-
-def count_lesions(mask: np.ndarray, connectivity: int = LESION_CONNECTIVITY) -> int:
-    """Number of connected components of a binary mask."""
-    return label_components(mask, connectivity)[1]

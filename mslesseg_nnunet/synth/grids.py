@@ -42,8 +42,3 @@ def mni_grid(spacing: float = 1.0) -> Grid:
     affine = MNI_AFFINE.copy()
     affine[:3, :3] *= spacing
     return Grid(shape, affine)
-
-
-def voxel_to_voxel(src: Grid, dst_affine: np.ndarray) -> np.ndarray:
-    """4x4 matrix mapping voxel indices of ``src`` to voxel indices of the grid ``dst_affine``."""
-    return np.linalg.inv(dst_affine) @ src.affine
