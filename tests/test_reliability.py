@@ -137,7 +137,7 @@ def test_experiment_test_folders_checked_with_a_synthetic_source(tmp_path):
 
 
 def test_replacement_is_atomic_claimed_and_recovered(tmp_path):
-    """Defects 4 and 10: a run run_or_kill between the two renames is undone by the next one
+    """Defects 4 and 10: a run killed between the two renames is undone by the next one
     (old folder back), stale staging folders of dead runs are removed, and a folder claimed
     by a live run is refused."""
     target = tmp_path / "Dataset101_X"
@@ -248,7 +248,7 @@ def converted(nnunet: Path) -> dict[str, str]:
 
 
 def test_killed_convert_overwrite_leaves_old_or_new_and_reruns_identically(tmp_path):
-    """Fault injection: ``convert --overwrite`` run_or_kill (SIGKILL, whole process group) at a
+    """Fault injection: ``convert --overwrite`` killed (SIGKILL, whole process group) at a
     random moment (3 seeds) leaves the old dataset or the new one, whole; a rerun gives the
     bytes of an uninterrupted run and no stale folder."""
     nnunet = tmp_path / "nnunet"
@@ -257,8 +257,8 @@ def test_killed_convert_overwrite_leaves_old_or_new_and_reruns_identically(tmp_p
 
     def convert(which: str, after: float | None = None) -> None:
         run_or_kill([sys.executable, "-m", "mslesseg_nnunet.cli", "convert", "mslesseg",
-                str(trees[which]), "--dataset-id", "101", "--workers", "2", "--overwrite"],
-               env, after)
+                     str(trees[which]), "--dataset-id", "101", "--workers", "2", "--overwrite"],
+                    env, after)
 
     raw = nnunet / "nnUNet_raw" / "Dataset101_MSLesSeg"
     splits = nnunet / "nnUNet_preprocessed" / raw.name / "splits_final.json"
