@@ -20,14 +20,15 @@ from pathlib import Path
 
 from mslesseg_nnunet.dataset_conversion.cases import FILE_ENDING, NIFTI_ENDINGS, Scan
 from mslesseg_nnunet.errors import UserError
-from mslesseg_nnunet.vocabulary import MSLESSEG_PREFIX, MSSEG2_PREFIX
+from mslesseg_nnunet.vocabulary import MSLESSEG_PREFIX, MSSEG2_LABELS, MSSEG2_PREFIX
 
 MSLESSEG_MODALITIES = ("FLAIR", "T1", "T2")
 MSSEG2_CHANNELS = {"time01": "flair_time01_on_middle_space.nii.gz",
                    "time02": "flair_time02_on_middle_space.nii.gz"}
-MSSEG2_LABELS = {"consensus": ("ground_truth.nii.gz",),
-                 **{f"expert{k}": (f"ground_truth_expert{k}.nii.gz",) for k in range(1, 5)},
-                 "majority": tuple(f"ground_truth_expert{k}.nii.gz" for k in range(1, 5))}
+_EXPERTS = tuple(f"ground_truth_expert{k}.nii.gz" for k in range(1, 5))
+# The files behind each of the vocabulary's MSSEG-2 labels (consensus, expert1-4, majority).
+MSSEG2_LABEL_FILES = dict(zip(MSSEG2_LABELS,
+                              (("ground_truth.nii.gz",), *((f,) for f in _EXPERTS), _EXPERTS)))
 MSSEG2_OUTPUT_NAME = "segmentation.nii.gz"
 
 _PATIENT = re.compile(r"^P(\d+)$")
@@ -158,7 +159,7 @@ def msseg2_patient_scan(pdir: Path, label: str | None, subset: str) -> Scan:
     labels: tuple[Path, ...] = ()
     if label is not None:
         labels = tuple(require_file(pdir / f, f"ground truth for --label {label}")
-                       for f in MSSEG2_LABELS[label])
+                       for f in MSSEG2_LABEL_FILES[label])
     return Scan(f"{MSSEG2_PREFIX}_{pdir.name}", pdir.name, images, labels,
                 label_rule="majority" if label == "majority" else "single",
                 output=f"{pdir.name}/{MSSEG2_OUTPUT_NAME}", info={"set": subset})

@@ -3,6 +3,16 @@ from __future__ import annotations
 
 import re
 
+# Evaluation protocols (`evaluate --protocol`, `tune --protocol`, experiment files).
+PROTOCOLS = ("mslesseg", "msseg2")
+
+# MSLesSeg: channels and fold schemes of `convert mslesseg` (--modalities, --folds).
+MSLESSEG_MODALITIES = ("FLAIR", "T1", "T2")
+MSLESSEG_FOLDS = ("grouped", "paper")
+
+# MSSEG-2: the ground truths `convert msseg2 --label` can train on.
+MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
+
 # Voxel-size factors of the synthetic datasets (`synth --spacing`, [source] spacing).
 SYNTH_SPACING_RANGE = (1.0, 8.0)
 

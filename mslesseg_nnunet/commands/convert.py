@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mslesseg_nnunet.commands.normalise import add_quantile_option, apply_quantile_option
 from mslesseg_nnunet.nnunet_env import apply_nnunet_environment
+from mslesseg_nnunet.vocabulary import MSLESSEG_FOLDS, MSLESSEG_MODALITIES, MSSEG2_LABELS
 
 
 def _common(p) -> None:
@@ -30,9 +31,9 @@ def register(subparsers) -> None:
                                    "MSLesSeg_P01_T1 (train), MSLesSeg_P54 (test).")
     m.add_argument("src", type=Path, metavar="SRC", help="MSLesSeg dataset root")
     m.add_argument("--name", default="MSLesSeg", help="dataset name (default MSLesSeg)")
-    m.add_argument("--modalities", default="FLAIR,T1,T2",
-                   help="channels, in order (default FLAIR,T1,T2)")
-    m.add_argument("--folds", default="grouped", choices=("grouped", "paper"),
+    m.add_argument("--modalities", default=",".join(MSLESSEG_MODALITIES),
+                   help=f"channels, in order (default {','.join(MSLESSEG_MODALITIES)})")
+    m.add_argument("--folds", default="grouped", choices=MSLESSEG_FOLDS,
                    help="grouped: 5 patient-grouped folds balanced by scan count; paper: the "
                         "data descriptor's patient table as printed")
     _common(m)
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
     s.add_argument("src", type=Path, metavar="SRC", help="MSSEG-2 dataset root")
     s.add_argument("--name", default="MSSEG2", help="dataset name (default MSSEG2)")
     s.add_argument("--label", default="consensus",
-                   choices=("consensus", "expert1", "expert2", "expert3", "expert4", "majority"),
+                   choices=MSSEG2_LABELS,
                    help="ground truth to train on (majority: at least 3 of the 4 experts)")
     _common(s)
     s.set_defaults(func=run)

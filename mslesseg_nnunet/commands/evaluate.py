@@ -7,6 +7,7 @@ from mslesseg_nnunet.atomic import check_can_write
 from mslesseg_nnunet.components import LESION_CONNECTIVITY, check_connectivity
 from mslesseg_nnunet.errors import UserError
 from mslesseg_nnunet.numbers import finite_float
+from mslesseg_nnunet.vocabulary import PROTOCOLS
 
 ANIMA_OPTIONS = (("min_volume", "min_volume_mm3", 3.0), ("alpha", "alpha", 0.1),
                  ("beta", "beta", 0.7), ("gamma", "gamma", 0.65))
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
                     "(013/ground_truth.nii.gz; a prediction folder holds one mask per patient).")
     p.add_argument("pred", type=Path, metavar="PRED", help="folder of predicted masks")
     p.add_argument("gt", type=Path, metavar="GT", help="folder of reference masks")
-    p.add_argument("--protocol", choices=["mslesseg", "msseg2"], required=True,
+    p.add_argument("--protocol", choices=PROTOCOLS, required=True,
                    help="mslesseg: Dice, TPR, PPV, LTPR, LFPR, AVD, ASSD, HD95; "
                         "msseg2: animaSegPerfAnalyzer's Dice and lesion detection F1; both "
                         "also IoU, specificity, AVD %%, distances in voxels, FDR and detection "

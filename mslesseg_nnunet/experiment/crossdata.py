@@ -21,10 +21,10 @@ from pathlib import Path
 
 from mslesseg_nnunet.ensembles.blending import BLENDINGS
 from mslesseg_nnunet.experiment.checks import Table
-from mslesseg_nnunet.experiment.schema import (PROTOCOLS, Labelling, Source, TestSet,
+from mslesseg_nnunet.experiment.schema import (Labelling, Source, TestSet,
                                                parse_dataset_name, parse_source, default_test_paths,
                                                check_synthetic_test, exists_before_run)
-from mslesseg_nnunet.vocabulary import dataset_folder
+from mslesseg_nnunet.vocabulary import PROTOCOLS, dataset_folder
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
 _NOT_CROSS = {"labellings": "", "tuning": "", "ensemble": "", "test": " (use [[tests]])"}

@@ -14,15 +14,13 @@ from mslesseg_nnunet.ensembles.blending import BLENDINGS, ORACLE_BLENDINGS
 from mslesseg_nnunet.components import CONNECTIVITIES, LESION_CONNECTIVITY
 from mslesseg_nnunet.experiment.checks import Table, check_range
 from mslesseg_nnunet.postprocessing.params import RULES
-from mslesseg_nnunet.vocabulary import DATASET_NAME, DATASET_NAME_RULE, SYNTH_SPACING_RANGE, dataset_folder
+from mslesseg_nnunet.vocabulary import (DATASET_NAME, DATASET_NAME_RULE, MSLESSEG_FOLDS, MSLESSEG_MODALITIES,
+                                       MSSEG2_LABELS, PROTOCOLS, SYNTH_SPACING_RANGE, dataset_folder)
 
 # Datasets as distributed, converted by `mslesseg convert KIND PATH` (add a converter's name here).
 CONVERTER_KINDS = ("mslesseg", "msseg2", "isbi2015", "msseg2016", "3dmrms", "folders")
 SOURCE_KINDS = (*CONVERTER_KINDS, "synthetic-mslesseg", "synthetic-msseg2", "nnunet")
 LABELLING_KINDS = ("binary", "msl", "dbl")
-MODALITIES = ("FLAIR", "T1", "T2")
-MSSEG2_LABELS = ("consensus", "expert1", "expert2", "expert3", "expert4", "majority")
-PROTOCOLS = ("mslesseg", "msseg2")
 WEIGHTS = ("equal", "cv-dice")
 # protocol -> `mslesseg tune --objective` choices, the default first
 OBJECTIVES = {"mslesseg": ("dice",), "msseg2": ("rank", "f1")}
@@ -229,14 +227,14 @@ def parse_source(t: Table, base: Path, workdir: Path, raw: Path, check_paths: bo
             t.fail("path", f"dataset folder {str(path)!r} not found")
         options["convert_args"] = t.string_list("convert_args", [])
     if kind.endswith("mslesseg"):
-        modalities = t.string_list("modalities", list(MODALITIES))
+        modalities = t.string_list("modalities", list(MSLESSEG_MODALITIES))
         for i, m in enumerate(modalities):
-            if m not in MODALITIES or modalities.index(m) != i:
-                t.fail(f"modalities[{i}]", f"{m!r} is not one of {', '.join(MODALITIES)} (each once)")
+            if m not in MSLESSEG_MODALITIES or modalities.index(m) != i:
+                t.fail(f"modalities[{i}]", f"{m!r} is not one of {', '.join(MSLESSEG_MODALITIES)} (each once)")
         if not modalities:
             t.fail("modalities", "needs at least one modality")
         options["modalities"] = modalities
-        options["folds"] = t.choice("folds", ("grouped", "paper"), "grouped")
+        options["folds"] = t.choice("folds", MSLESSEG_FOLDS, "grouped")
     if kind.endswith("msseg2"):
         options["label"] = t.choice("label", MSSEG2_LABELS, "consensus")
     if kind.startswith("synthetic"):
