@@ -23,7 +23,8 @@ from mslesseg_nnunet.nifti import read_volume
 from mslesseg_nnunet.ensembles.fusion import STAPLE_MEMBER_THRESHOLD, RunningMean, accumulator
 from mslesseg_nnunet.ensembles.members import Member, labelling_kind, model_info, open_member
 from mslesseg_nnunet.postprocessing.rules import group_of
-from mslesseg_nnunet.tuning.search import TuneCase, dice
+from mslesseg_nnunet.evaluation.voxel_metrics import dice
+from mslesseg_nnunet.tuning.search import TuneCase
 
 
 @dataclass

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from mslesseg_nnunet.atomic import atomic_file
 from mslesseg_nnunet.errors import UserError
+from mslesseg_nnunet.evaluation.voxel_metrics import dice
 from mslesseg_nnunet.postprocessing.params import PostprocessingParams
 from mslesseg_nnunet.postprocessing.rules import Segmenter
 
@@ -37,12 +38,6 @@ class TuneCase:
     groups: dict[str, np.ndarray]
     reference: np.ndarray
     spacing: tuple[float, ...]
-
-
-def dice(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] = ()) -> float:
-    """Dice of two masks; NaN when both are empty."""
-    total = int(pred.sum()) + int(ref.sum())
-    return 2.0 * int(np.logical_and(pred, ref).sum()) / total if total else math.nan
 
 
 def msseg2_criteria(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> tuple[float, ...]:
